@@ -1,0 +1,79 @@
+# The gate mesh. `make` builds, `make test` installs what is missing and runs
+# every test (normal build, then ASan+UBSan), `make run` starts a demo gate,
+# `make bench` prints the performance figures, `make fuzz` runs the fuzzers.
+
+B ?= build
+CC ?= cc
+OPT ?= -O2
+SAN ?=
+PKGS := libuv libh2o msgpack libsodium jansson libqrencode libpng zbar libcurl openssl
+CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
+CFLAGS := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+          -g $(OPT) -I. $(CFLAGS_PKG) $(SAN)
+LDFLAGS := $(SAN)
+
+LIB_SRC := $(wildcard lib/*.c)
+LEDGER_SRC := $(wildcard ledger/*.c)
+METHODS_SRC := $(wildcard methods/*.c)
+NODE_SRC := $(filter-out node/main.c node/gatectl.c,$(wildcard node/*.c))
+CORE_SRC := $(LIB_SRC) $(LEDGER_SRC) $(METHODS_SRC)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all deps test test-unit test-integration test-san run bench fuzz clean
+all: $(B)/gated $(B)/gatectl $(UNIT_BIN)
+
+deps:
+	@bash scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libgmcore.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(B)/libgmnode.a: $(NODE_OBJ)
+	ar rcs $@ $^
+
+$(B)/gated: $(B)/node/main.o $(B)/libgmnode.a $(B)/libgmcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
+
+$(B)/gatectl: $(B)/node/gatectl.o $(B)/libgmnode.a $(B)/libgmcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
+
+test-unit: all
+	@bash tests/run_unit.sh $(B)
+
+test-integration: all
+	@bash tests/integration/run.sh $(B)
+
+# Everything twice: the optimised build, then ASan+UBSan (abort on any report).
+test: deps
+	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory B=build/san OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  test-unit test-integration
+	@bash tests/summary.sh
+
+run: deps all
+	@bash scripts/run.sh $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh $(B)
+
+fuzz: deps
+	@bash tests/fuzz/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,544 @@
+/*
+ * apply.c — ledger_apply_batch: every mutation of the ledger happens here.
+ *
+ * One batch = one LMDB write transaction = one fsync (group commit). Each
+ * command runs in a nested transaction: a command that fails (its ticket does
+ * not exist, the map is full) is rolled back alone and reports its error in its
+ * result, while the others commit. Apply reads nothing but the command and the
+ * state: the clock is the command's ts_ms, ids and keys are in the command.
+ *
+ * Dedup: a command whose rid was applied before returns the stored result and
+ * changes nothing — the retry of a request whose reply was lost.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/assert.h"
+#include "../lib/err.h"
+#include "ledger_int.h"
+#include "record.h"
+
+static void be64(uint8_t out[8], uint64_t v) {
+  for (int i = 7; i >= 0; i--) {
+    out[i] = (uint8_t)v;
+    v >>= 8;
+  }
+}
+
+static int put_rec(struct ledger *l, MDB_txn *txn, int table, const char *key, size_t klen) {
+  return ledger__put(txn, l->dbi[table], key, klen, l->w.sb.data, l->w.sb.size);
+}
+
+static int ticket_put(struct ledger *l, MDB_txn *txn, const struct ledger_ticket *t) {
+  mpk_w_reset(&l->w);
+  ledger__ticket_enc(&l->w, t);
+  return put_rec(l, txn, LEDGER_T_TICKETS, t->id, strlen(t->id));
+}
+
+static int audit_append(struct ledger *l, MDB_txn *txn, const struct ledger_audit *a) {
+  MDB_val v;
+  uint64_t seq = 0;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_META], "audit_seq", 9, &v);
+  if (rc == 0 && v.mv_size == 8)
+    memcpy(&seq, v.mv_data, 8);
+  else if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
+  seq++;
+  if ((rc = ledger__put(txn, l->dbi[LEDGER_T_META], "audit_seq", 9, &seq, 8)) != 0)
+    return rc;
+  uint8_t key[8];
+  be64(key, seq);
+  mpk_w_reset(&l->w);
+  ledger__audit_encode(&l->w, a);
+  return ledger__put(txn, l->dbi[LEDGER_T_AUDIT], key, sizeof key, l->w.sb.data, l->w.sb.size);
+}
+
+static void audit_fill(struct ledger_audit *a, const struct ledger_cmd *c, const char *method,
+                       const char *ticket, const char *action, const char *result,
+                       const char *reason) {
+  memset(a, 0, sizeof *a);
+  a->time_ms = c->ts_ms;
+  gm_strlcpy(a->gate, sizeof a->gate, c->gate, strlen(c->gate));
+  gm_strlcpy(a->method, sizeof a->method, method, strlen(method));
+  gm_strlcpy(a->ticket_id, sizeof a->ticket_id, ticket, strlen(ticket));
+  gm_strlcpy(a->action, sizeof a->action, action, strlen(action));
+  gm_strlcpy(a->result, sizeof a->result, result, strlen(result));
+  gm_strlcpy(a->reason, sizeof a->reason, reason, strlen(reason));
+}
+
+static int apply_event(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  const struct ledger_event *e = &c->u.event;
+  if (e->id[0] == 0 || e->ends_ms < e->starts_ms)
+    return GM_EINVAL;
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_EVENTS], e->id, strlen(e->id), &v);
+  if (rc == 0)
+    return GM_EEXIST;
+  if (rc != GM_ENOTFOUND)
+    return rc;
+  mpk_w_reset(&l->w);
+  ledger__event_enc(&l->w, e);
+  return put_rec(l, txn, LEDGER_T_EVENTS, e->id, strlen(e->id));
+}
+
+static int apply_tickets(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                         struct ledger_result *res) {
+  for (uint32_t i = 0; i < c->u.tickets.n; i++) {
+    const struct ledger_ticket_spec *s = &c->u.tickets.v[i];
+    MDB_val v;
+    int rc = ledger__get(txn, l->dbi[LEDGER_T_EVENTS], s->event_id, strlen(s->event_id), &v);
+    if (rc != 0)
+      return rc == GM_ENOTFOUND ? GM_EINVAL : rc;
+    rc = ledger__get(txn, l->dbi[LEDGER_T_TICKETS], s->id, strlen(s->id), &v);
+    if (rc == 0)
+      return GM_EEXIST;
+    if (rc != GM_ENOTFOUND)
+      return rc;
+    struct ledger_ticket t;
+    memset(&t, 0, sizeof t);
+    memcpy(t.id, s->id, sizeof t.id);
+    memcpy(t.event_id, s->event_id, sizeof t.event_id);
+    memcpy(t.holder, s->holder, sizeof t.holder);
+    memcpy(t.tier, s->tier, sizeof t.tier);
+    t.status = LEDGER_TICKET_CREATED;
+    t.version = 1;
+    t.created_ms = c->ts_ms;
+    if ((rc = ticket_put(l, txn, &t)) != 0)
+      return rc;
+  }
+  res->count = c->u.tickets.n;
+  res->version = 1;
+  return 0;
+}
+
+static int apply_transfer(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                          struct ledger_result *res) {
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, c->u.transfer.ticket_id, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status == LEDGER_TICKET_USED || t.status == LEDGER_TICKET_REVOKED)
+    return GM_ESTATE;
+  memcpy(t.holder, c->u.transfer.to_holder, sizeof t.holder);
+  t.version++;
+  t.status = LEDGER_TICKET_TRANSFERRED;
+  res->version = t.version;
+  struct ledger_audit a;
+  audit_fill(&a, c, "", t.id, "transfer", "ok", "");
+  if ((rc = ticket_put(l, txn, &t)) != 0)
+    return rc;
+  return audit_append(l, txn, &a);
+}
+
+static int apply_revoke(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        struct ledger_result *res) {
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, c->u.revoke.ticket_id, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status == LEDGER_TICKET_REVOKED)
+    return GM_ESTATE;
+  t.status = LEDGER_TICKET_REVOKED;
+  res->version = t.version;
+  if ((rc = ticket_put(l, txn, &t)) != 0)
+    return rc;
+  struct ledger_audit a;
+  audit_fill(&a, c, "", t.id, "revoke", "ok", c->u.revoke.reason);
+  return audit_append(l, txn, &a);
+}
+
+static int apply_cred(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                      struct ledger_result *res) {
+  const struct ledger_cred *in = &c->u.cred;
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, in->ticket_id, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status == LEDGER_TICKET_REVOKED || in->ticket_version != t.version)
+    return GM_ESTATE;
+  char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+  size_t kl = ledger__cred_key(key, in->method, in->id);
+  MDB_val v;
+  rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], key, kl, &v);
+  if (rc == 0) {
+    /* Re-issuing a credential of the same ticket (a fresh QR) refreshes it;
+     * an id bound to another ticket (a wristband UID) is a conflict. */
+    struct ledger_cred old;
+    if ((rc = ledger__cred_dec(v.mv_data, v.mv_size, &old)) != 0)
+      return rc;
+    if (strcmp(old.ticket_id, in->ticket_id) != 0)
+      return GM_EEXIST;
+  } else if (rc != GM_ENOTFOUND) {
+    return rc;
+  }
+  mpk_w_reset(&l->w);
+  ledger__cred_enc(&l->w, in);
+  if ((rc = put_rec(l, txn, LEDGER_T_CREDS, key, kl)) != 0)
+    return rc;
+  res->version = t.version;
+  struct ledger_audit a;
+  audit_fill(&a, c, in->method, t.id, "generate", "ok", "");
+  return audit_append(l, txn, &a);
+}
+
+/* The single-use decision. First wins: the first REDEEM of a ticket to apply
+ * marks it used; every later one gets already_used with the first use. The
+ * checks repeat what the gate checked before proposing, because state may
+ * have changed in between (a transfer, a revoke, another gate's redeem). */
+static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        struct ledger_result *res) {
+  const char *tid = c->u.redeem.ticket_id;
+  const char *method = c->u.redeem.method;
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, tid, &t);
+  int reason = LEDGER_REASON_NONE;
+  MDB_val v;
+  if (rc == GM_ENOTFOUND) {
+    reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
+    goto verdict;
+  }
+  if (rc != 0)
+    return rc;
+  rc = ledger__get(txn, l->dbi[LEDGER_T_FLAGS], method, strlen(method), &v);
+  if (rc == 0 && v.mv_size == 1 && ((const uint8_t *)v.mv_data)[0] == 0) {
+    reason = LEDGER_REASON_METHOD_DISABLED;
+    goto verdict;
+  }
+  if (t.status == LEDGER_TICKET_REVOKED) {
+    reason = LEDGER_REASON_REVOKED;
+    goto verdict;
+  }
+  if (c->u.redeem.ticket_version != t.version) {
+    reason = LEDGER_REASON_SUPERSEDED;
+    goto verdict;
+  }
+  char ckey[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+  size_t ckl = ledger__cred_key(ckey, method, c->u.redeem.cred_id);
+  if (c->u.redeem.nonce > 0) {
+    uint64_t last = 0;
+    rc = ledger__get(txn, l->dbi[LEDGER_T_NONCES], ckey, ckl, &v);
+    if (rc == 0 && v.mv_size == 8)
+      memcpy(&last, v.mv_data, 8);
+    else if (rc != 0 && rc != GM_ENOTFOUND)
+      return rc;
+    if (c->u.redeem.nonce <= last) {
+      reason = LEDGER_REASON_REPLAYED;
+      goto verdict;
+    }
+    uint64_t nonce = c->u.redeem.nonce;
+    if ((rc = ledger__put(txn, l->dbi[LEDGER_T_NONCES], ckey, ckl, &nonce, 8)) != 0)
+      return rc;
+  }
+  struct ledger_use use;
+  rc = ledger__use_read(txn, l, tid, &use);
+  if (rc == 0) {
+    reason = LEDGER_REASON_ALREADY_USED;
+    res->has_first_use = true;
+    res->first_use = use;
+    goto verdict;
+  }
+  if (rc != GM_ENOTFOUND)
+    return rc;
+
+  memset(&use, 0, sizeof use);
+  memcpy(use.gate, c->gate, sizeof use.gate);
+  memcpy(use.method, method, sizeof use.method);
+  memcpy(use.cred_id, c->u.redeem.cred_id, sizeof use.cred_id);
+  use.used_ms = c->ts_ms;
+  mpk_w_reset(&l->w);
+  ledger__use_enc(&l->w, &use);
+  if ((rc = put_rec(l, txn, LEDGER_T_USED, tid, strlen(tid))) != 0)
+    return rc;
+  t.status = LEDGER_TICKET_USED;
+  t.used_ms = c->ts_ms;
+  memcpy(t.used_gate, c->gate, sizeof t.used_gate);
+  memcpy(t.used_method, method, sizeof t.used_method);
+  if ((rc = ticket_put(l, txn, &t)) != 0)
+    return rc;
+  rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], ckey, ckl, &v);
+  if (rc == 0) {
+    struct ledger_cred cr;
+    if ((rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0)
+      return rc;
+    cr.used_ms = c->ts_ms;
+    memcpy(cr.used_gate, c->gate, sizeof cr.used_gate);
+    mpk_w_reset(&l->w);
+    ledger__cred_enc(&l->w, &cr);
+    if ((rc = put_rec(l, txn, LEDGER_T_CREDS, ckey, ckl)) != 0)
+      return rc;
+  } else if (rc != GM_ENOTFOUND) {
+    return rc;
+  }
+
+verdict:
+  res->reason = reason;
+  res->version = t.version;
+  struct ledger_audit a;
+  audit_fill(&a, c, method, tid, "verify", reason == LEDGER_REASON_NONE ? "admitted" : "denied",
+             ledger_reason_str(reason));
+  gm_strlcpy(a.device, sizeof a.device, c->u.redeem.device, strlen(c->u.redeem.device));
+  gm_strlcpy(a.ip, sizeof a.ip, c->u.redeem.ip, strlen(c->u.redeem.ip));
+  return audit_append(l, txn, &a);
+}
+
+static int apply_toggle(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  uint8_t on = c->u.toggle.enabled ? 1 : 0;
+  const char *m = c->u.toggle.method;
+  int rc = ledger__put(txn, l->dbi[LEDGER_T_FLAGS], m, strlen(m), &on, 1);
+  if (rc != 0)
+    return rc;
+  struct ledger_audit a;
+  audit_fill(&a, c, m, "", "toggle", on ? "enabled" : "disabled", "");
+  return audit_append(l, txn, &a);
+}
+
+static int apply_user(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  const struct ledger_user *u = &c->u.user;
+  if (u->id[0] == 0 || u->username[0] == 0)
+    return GM_EINVAL;
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_USERNAMES], u->username, strlen(u->username), &v);
+  if (rc == 0)
+    return GM_EEXIST;
+  if (rc != GM_ENOTFOUND)
+    return rc;
+  rc = ledger__get(txn, l->dbi[LEDGER_T_USERS], u->id, strlen(u->id), &v);
+  if (rc == 0)
+    return GM_EEXIST;
+  mpk_w_reset(&l->w);
+  ledger__user_enc(&l->w, u);
+  if ((rc = put_rec(l, txn, LEDGER_T_USERS, u->id, strlen(u->id))) != 0)
+    return rc;
+  return ledger__put(txn, l->dbi[LEDGER_T_USERNAMES], u->username, strlen(u->username), u->id,
+                     strlen(u->id));
+}
+
+static int apply_key(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  const struct ledger_key *k = &c->u.key;
+  uint8_t key[4] = {(uint8_t)(k->kid >> 24), (uint8_t)(k->kid >> 16), (uint8_t)(k->kid >> 8),
+                    (uint8_t)k->kid};
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_KEYS], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val ck, cv;
+  int mrc = mdb_cursor_get(cur, &ck, &cv, MDB_LAST);
+  mdb_cursor_close(cur);
+  /* kids only grow: a key added out of order would silently become or stop
+   * being the signing key depending on apply order. */
+  if (mrc == 0 && memcmp(ck.mv_data, key, 4) >= 0)
+    return GM_EEXIST;
+  if (k->not_after_ms <= k->not_before_ms)
+    return GM_EINVAL;
+  mpk_w_reset(&l->w);
+  ledger__key_enc(&l->w, k);
+  if ((rc = ledger__put(txn, l->dbi[LEDGER_T_KEYS], key, 4, l->w.sb.data, l->w.sb.size)) != 0)
+    return rc;
+  struct ledger_audit a;
+  audit_fill(&a, c, "", "", "key_add", "ok", "");
+  return audit_append(l, txn, &a);
+}
+
+static int apply_audit(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  for (uint32_t i = 0; i < c->u.audit.n; i++) {
+    int rc = audit_append(l, txn, &c->u.audit.v[i]);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                          struct ledger_result *res) {
+  const char *tid = c->u.override.ticket_id;
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, tid, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status == LEDGER_TICKET_REVOKED)
+    return GM_ESTATE;
+  struct ledger_use use;
+  rc = ledger__use_read(txn, l, tid, &use);
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
+  bool used = rc == 0;
+  if (c->u.override.action == LEDGER_OVERRIDE_ADMIT) {
+    if (used) {
+      res->has_first_use = true;
+      res->first_use = use;
+      return GM_ESTATE;
+    }
+    memset(&use, 0, sizeof use);
+    memcpy(use.gate, c->gate, sizeof use.gate);
+    strcpy(use.method, "override");
+    use.used_ms = c->ts_ms;
+    mpk_w_reset(&l->w);
+    ledger__use_enc(&l->w, &use);
+    if ((rc = put_rec(l, txn, LEDGER_T_USED, tid, strlen(tid))) != 0)
+      return rc;
+    t.status = LEDGER_TICKET_USED;
+    t.used_ms = c->ts_ms;
+    memcpy(t.used_gate, c->gate, sizeof t.used_gate);
+    strcpy(t.used_method, "override");
+  } else {
+    if (used && (rc = ledger__del(txn, l->dbi[LEDGER_T_USED], tid, strlen(tid))) != 0)
+      return rc;
+    t.status = t.version > 1 ? LEDGER_TICKET_TRANSFERRED : LEDGER_TICKET_CREATED;
+    t.used_ms = 0;
+    t.used_gate[0] = 0;
+    t.used_method[0] = 0;
+  }
+  res->version = t.version;
+  if ((rc = ticket_put(l, txn, &t)) != 0)
+    return rc;
+  struct ledger_audit a;
+  audit_fill(&a, c, "override", tid,
+             c->u.override.action == LEDGER_OVERRIDE_ADMIT ? "override_admit" : "override_reset",
+             "ok", c->u.override.reason);
+  gm_strlcpy(a.device, sizeof a.device, c->actor, strlen(c->actor));
+  return audit_append(l, txn, &a);
+}
+
+static int dispatch(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                    struct ledger_result *res) {
+  switch (c->op) {
+  case LEDGER_OP_EVENT_CREATE: return apply_event(l, txn, c);
+  case LEDGER_OP_TICKET_CREATE: return apply_tickets(l, txn, c, res);
+  case LEDGER_OP_TICKET_TRANSFER: return apply_transfer(l, txn, c, res);
+  case LEDGER_OP_TICKET_REVOKE: return apply_revoke(l, txn, c, res);
+  case LEDGER_OP_CRED_ISSUE: return apply_cred(l, txn, c, res);
+  case LEDGER_OP_REDEEM: return apply_redeem(l, txn, c, res);
+  case LEDGER_OP_METHOD_TOGGLE: return apply_toggle(l, txn, c);
+  case LEDGER_OP_USER_ADD: return apply_user(l, txn, c);
+  case LEDGER_OP_KEY_ADD: return apply_key(l, txn, c);
+  case LEDGER_OP_AUDIT_BATCH: return apply_audit(l, txn, c);
+  case LEDGER_OP_OVERRIDE: return apply_override(l, txn, c, res);
+  }
+  return GM_EINVAL;
+}
+
+/* Deletes dedup entries older than the TTL, at most LEDGER_DEDUP_PRUNE_MAX. */
+static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_DEDUP_TS], &cur));
+  if (rc != 0)
+    return rc;
+  uint8_t limit[8];
+  be64(limit, (uint64_t)(now_ms > LEDGER_DEDUP_TTL_MS ? now_ms - LEDGER_DEDUP_TTL_MS : 0));
+  MDB_val k, v;
+  for (int i = 0; i < LEDGER_DEDUP_PRUNE_MAX; i++) {
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (mrc != 0 || k.mv_size < 8 || memcmp(k.mv_data, limit, 8) >= 0)
+      break;
+    MDB_val rid = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
+    int drc = mdb_del(txn, l->dbi[LEDGER_T_DEDUP], &rid, NULL);
+    if (drc != 0 && drc != MDB_NOTFOUND) {
+      rc = ledger__mdb_err(drc);
+      break;
+    }
+    if ((rc = ledger__mdb_err(mdb_cursor_del(cur, 0))) != 0)
+      break;
+  }
+  mdb_cursor_close(cur);
+  return rc;
+}
+
+static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        const struct ledger_result *res) {
+  size_t rl = strlen(c->rid);
+  mpk_w_reset(&l->w);
+  ledger__result_enc(&l->w, res);
+  int rc = ledger__put(txn, l->dbi[LEDGER_T_DEDUP], c->rid, rl, l->w.sb.data, l->w.sb.size);
+  if (rc != 0)
+    return rc;
+  uint8_t key[8 + LEDGER_RID_MAX];
+  be64(key, (uint64_t)c->ts_ms);
+  memcpy(key + 8, c->rid, rl);
+  return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], key, 8 + rl, "", 0);
+}
+
+static void apply_one(struct ledger *l, MDB_txn *parent, struct gm_slice cmd,
+                      struct ledger_result *res) {
+  memset(res, 0, sizeof *res);
+  struct ledger_cmd c;
+  int rc = ledger_cmd_decode(cmd.ptr, cmd.len, &c);
+  if (rc != 0) {
+    res->rc = rc;
+    return;
+  }
+  res->decided_ms = c.ts_ms;
+  if (c.rid[0]) {
+    MDB_val v;
+    rc = ledger__get(parent, l->dbi[LEDGER_T_DEDUP], c.rid, strlen(c.rid), &v);
+    if (rc == 0) {
+      rc = ledger__result_dec(v.mv_data, v.mv_size, res);
+      if (rc != 0)
+        res->rc = rc;
+      res->duplicate = true;
+      goto out;
+    }
+  }
+  MDB_txn *txn;
+  rc = ledger__mdb_err(mdb_txn_begin(l->env, parent, 0, &txn));
+  if (rc != 0) {
+    res->rc = rc;
+    goto out;
+  }
+  rc = dispatch(l, txn, &c, res);
+  res->rc = rc;
+  if (rc != 0) {
+    /* The command's writes vanish with its nested transaction; its failure is
+     * still remembered under its rid (in the parent) so a retry gets the same
+     * answer instead of a different one after the state moved on. */
+    mdb_txn_abort(txn);
+    if (c.rid[0] && rc != GM_EFULL && rc != GM_EIO && rc != GM_ENOMEM)
+      dedup_record(l, parent, &c, res);
+    goto out;
+  }
+  if (c.rid[0] && (rc = dedup_record(l, txn, &c, res)) != 0)
+    goto abort;
+  if ((rc = dedup_prune(l, txn, c.ts_ms)) != 0)
+    goto abort;
+  if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0) {
+    res->rc = rc;
+    goto out;
+  }
+  goto out;
+abort:
+  mdb_txn_abort(txn);
+  memset(res, 0, sizeof *res);
+  res->rc = rc;
+out:
+  ledger_cmd_free(&c);
+}
+
+int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
+                       struct ledger_result *results) {
+  MDB_txn *txn;
+  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+  if (rc == 0) {
+    for (size_t i = 0; i < n; i++)
+      apply_one(l, txn, cmds[i], &results[i]);
+    rc = ledger__mdb_err(mdb_txn_commit(txn));
+  }
+  if (rc != 0)
+    for (size_t i = 0; i < n; i++) {
+      memset(&results[i], 0, sizeof results[i]);
+      results[i].rc = rc;
+    }
+  return rc;
+}
+
+int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res) {
+  struct gm_slice s = {cmd, len};
+  return ledger_apply_batch(l, &s, 1, res);
+}
+
+int ledger_apply_cmd(struct ledger *l, const struct ledger_cmd *c, struct ledger_result *res) {
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(c, &w);
+  int rc = ledger_apply(l, w.sb.data, w.sb.size, res);
+  mpk_w_free(&w);
+  return rc;
+}

@@ -1,0 +1,320 @@
+/*
+ * cmd.c — msgpack codec of ledger commands (see cmd.h).
+ *
+ * Decode is the ledger's front door for bytes that came over the network
+ * (forwarded commands, Raft entries), so it trusts nothing: unknown op, missing
+ * or mistyped field, over-long string, over-long array — all GM_EDECODE, with
+ * nothing allocated on the failure path.
+ */
+#include "cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/assert.h"
+#include "../lib/err.h"
+
+const char *ledger_op_str(int op) {
+  switch (op) {
+#define LEDGER__OP_STR(name, v, s) \
+  case v:                          \
+    return s;
+    LEDGER_OP_TABLE(LEDGER__OP_STR)
+#undef LEDGER__OP_STR
+  }
+  return "unknown";
+}
+
+static void enc_audit(struct mpk_w *w, const struct ledger_audit *a) {
+  mpk_map(w, 9);
+  mpk_kv_i64(w, "t", a->time_ms);
+  mpk_kv_str(w, "g", a->gate);
+  mpk_kv_str(w, "m", a->method);
+  mpk_kv_str(w, "k", a->ticket_id);
+  mpk_kv_str(w, "a", a->action);
+  mpk_kv_str(w, "r", a->result);
+  mpk_kv_str(w, "why", a->reason);
+  mpk_kv_str(w, "d", a->device);
+  mpk_kv_str(w, "ip", a->ip);
+}
+
+int ledger__audit_decode(const msgpack_object *o, struct ledger_audit *a) {
+  memset(a, 0, sizeof *a);
+  if (mpk_get_i64(o, "t", &a->time_ms) || mpk_get_str(o, "g", a->gate, sizeof a->gate) ||
+      mpk_get_str(o, "m", a->method, sizeof a->method) ||
+      mpk_get_str(o, "k", a->ticket_id, sizeof a->ticket_id) ||
+      mpk_get_str(o, "a", a->action, sizeof a->action) ||
+      mpk_get_str(o, "r", a->result, sizeof a->result) ||
+      mpk_get_str(o, "why", a->reason, sizeof a->reason) ||
+      mpk_get_str(o, "d", a->device, sizeof a->device) ||
+      mpk_get_str(o, "ip", a->ip, sizeof a->ip))
+    return GM_EDECODE;
+  return 0;
+}
+
+void ledger__audit_encode(struct mpk_w *w, const struct ledger_audit *a) { enc_audit(w, a); }
+
+void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
+  uint32_t body;
+  switch (c->op) {
+  case LEDGER_OP_EVENT_CREATE: body = 6; break;
+  case LEDGER_OP_TICKET_CREATE: body = 1; break;
+  case LEDGER_OP_TICKET_TRANSFER: body = 2; break;
+  case LEDGER_OP_TICKET_REVOKE: body = 2; break;
+  case LEDGER_OP_CRED_ISSUE: body = 6; break;
+  case LEDGER_OP_REDEEM: body = 7; break;
+  case LEDGER_OP_METHOD_TOGGLE: body = 2; break;
+  case LEDGER_OP_USER_ADD: body = 4; break;
+  case LEDGER_OP_KEY_ADD: body = 5; break;
+  case LEDGER_OP_AUDIT_BATCH: body = 1; break;
+  case LEDGER_OP_OVERRIDE: body = 3; break;
+  default: GM_UNREACHABLE(); return;
+  }
+  mpk_map(w, 5 + body);
+  mpk_kv_u64(w, "op", (uint64_t)c->op);
+  mpk_kv_str(w, "rid", c->rid);
+  mpk_kv_i64(w, "ts", c->ts_ms);
+  mpk_kv_str(w, "gate", c->gate);
+  mpk_kv_str(w, "actor", c->actor);
+  switch (c->op) {
+  case LEDGER_OP_EVENT_CREATE:
+    mpk_kv_str(w, "id", c->u.event.id);
+    mpk_kv_str(w, "name", c->u.event.name);
+    mpk_kv_i64(w, "starts", c->u.event.starts_ms);
+    mpk_kv_i64(w, "ends", c->u.event.ends_ms);
+    mpk_kv_u64(w, "policy", (uint64_t)c->u.event.policy);
+    mpk_kv_u64(w, "budget", c->u.event.offline_budget);
+    break;
+  case LEDGER_OP_TICKET_CREATE:
+    mpk_str(w, "tickets");
+    mpk_arr(w, c->u.tickets.n);
+    for (uint32_t i = 0; i < c->u.tickets.n; i++) {
+      const struct ledger_ticket_spec *t = &c->u.tickets.v[i];
+      mpk_map(w, 4);
+      mpk_kv_str(w, "id", t->id);
+      mpk_kv_str(w, "ev", t->event_id);
+      mpk_kv_str(w, "h", t->holder);
+      mpk_kv_str(w, "tier", t->tier);
+    }
+    break;
+  case LEDGER_OP_TICKET_TRANSFER:
+    mpk_kv_str(w, "ticket", c->u.transfer.ticket_id);
+    mpk_kv_str(w, "to", c->u.transfer.to_holder);
+    break;
+  case LEDGER_OP_TICKET_REVOKE:
+    mpk_kv_str(w, "ticket", c->u.revoke.ticket_id);
+    mpk_kv_str(w, "reason", c->u.revoke.reason);
+    break;
+  case LEDGER_OP_CRED_ISSUE:
+    mpk_kv_str(w, "method", c->u.cred.method);
+    mpk_kv_str(w, "id", c->u.cred.id);
+    mpk_kv_str(w, "ticket", c->u.cred.ticket_id);
+    mpk_kv_u64(w, "ver", c->u.cred.ticket_version);
+    mpk_kv_i64(w, "exp", c->u.cred.expires_ms);
+    mpk_kv_bin(w, "secret", c->u.cred.secret, c->u.cred.secret_len);
+    break;
+  case LEDGER_OP_REDEEM:
+    mpk_kv_str(w, "ticket", c->u.redeem.ticket_id);
+    mpk_kv_str(w, "method", c->u.redeem.method);
+    mpk_kv_str(w, "cred", c->u.redeem.cred_id);
+    mpk_kv_u64(w, "ver", c->u.redeem.ticket_version);
+    mpk_kv_u64(w, "nonce", c->u.redeem.nonce);
+    mpk_kv_str(w, "dev", c->u.redeem.device);
+    mpk_kv_str(w, "ip", c->u.redeem.ip);
+    break;
+  case LEDGER_OP_METHOD_TOGGLE:
+    mpk_kv_str(w, "method", c->u.toggle.method);
+    mpk_kv_bool(w, "enabled", c->u.toggle.enabled);
+    break;
+  case LEDGER_OP_USER_ADD:
+    mpk_kv_str(w, "id", c->u.user.id);
+    mpk_kv_str(w, "username", c->u.user.username);
+    mpk_kv_u64(w, "role", (uint64_t)c->u.user.role);
+    mpk_kv_str(w, "pwhash", c->u.user.pwhash);
+    break;
+  case LEDGER_OP_KEY_ADD:
+    mpk_kv_u64(w, "kid", c->u.key.kid);
+    mpk_kv_bin(w, "pk", c->u.key.pk, sizeof c->u.key.pk);
+    mpk_kv_bin(w, "sealed", c->u.key.sealed_sk, c->u.key.sealed_len);
+    mpk_kv_i64(w, "nbf", c->u.key.not_before_ms);
+    mpk_kv_i64(w, "naf", c->u.key.not_after_ms);
+    break;
+  case LEDGER_OP_AUDIT_BATCH:
+    mpk_str(w, "entries");
+    mpk_arr(w, c->u.audit.n);
+    for (uint32_t i = 0; i < c->u.audit.n; i++)
+      enc_audit(w, &c->u.audit.v[i]);
+    break;
+  case LEDGER_OP_OVERRIDE:
+    mpk_kv_str(w, "ticket", c->u.override.ticket_id);
+    mpk_kv_u64(w, "action", (uint64_t)c->u.override.action);
+    mpk_kv_str(w, "reason", c->u.override.reason);
+    break;
+  }
+}
+
+#define GET(expr)          \
+  do {                     \
+    if ((expr) != 0)       \
+      goto fail;           \
+  } while (0)
+
+static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
+  uint32_t v32;
+  switch (c->op) {
+  case LEDGER_OP_EVENT_CREATE: {
+    struct ledger_event *e = &c->u.event;
+    GET(mpk_get_str(m, "id", e->id, sizeof e->id));
+    GET(mpk_get_str(m, "name", e->name, sizeof e->name));
+    GET(mpk_get_i64(m, "starts", &e->starts_ms));
+    GET(mpk_get_i64(m, "ends", &e->ends_ms));
+    GET(mpk_get_u32(m, "policy", &v32));
+    if (v32 > LEDGER_POLICY_AVAILABLE)
+      goto fail;
+    e->policy = (int)v32;
+    GET(mpk_get_u32(m, "budget", &e->offline_budget));
+    e->created_ms = c->ts_ms;
+    return 0;
+  }
+  case LEDGER_OP_TICKET_CREATE: {
+    const msgpack_object *a = mpk_get(m, "tickets");
+    if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 ||
+        a->via.array.size > LEDGER_BATCH_TICKETS_MAX)
+      goto fail;
+    c->u.tickets.v = calloc(a->via.array.size, sizeof *c->u.tickets.v);
+    if (c->u.tickets.v == NULL)
+      return GM_ENOMEM;
+    c->u.tickets.n = a->via.array.size;
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+      const msgpack_object *t = &a->via.array.ptr[i];
+      struct ledger_ticket_spec *s = &c->u.tickets.v[i];
+      GET(mpk_get_str(t, "id", s->id, sizeof s->id));
+      GET(mpk_get_str(t, "ev", s->event_id, sizeof s->event_id));
+      GET(mpk_get_str(t, "h", s->holder, sizeof s->holder));
+      GET(mpk_get_str(t, "tier", s->tier, sizeof s->tier));
+      if (s->id[0] == 0)
+        goto fail;
+    }
+    return 0;
+  }
+  case LEDGER_OP_TICKET_TRANSFER:
+    GET(mpk_get_str(m, "ticket", c->u.transfer.ticket_id, sizeof c->u.transfer.ticket_id));
+    GET(mpk_get_str(m, "to", c->u.transfer.to_holder, sizeof c->u.transfer.to_holder));
+    return 0;
+  case LEDGER_OP_TICKET_REVOKE:
+    GET(mpk_get_str(m, "ticket", c->u.revoke.ticket_id, sizeof c->u.revoke.ticket_id));
+    GET(mpk_get_str(m, "reason", c->u.revoke.reason, sizeof c->u.revoke.reason));
+    return 0;
+  case LEDGER_OP_CRED_ISSUE: {
+    struct ledger_cred *cr = &c->u.cred;
+    GET(mpk_get_str(m, "method", cr->method, sizeof cr->method));
+    GET(mpk_get_str(m, "id", cr->id, sizeof cr->id));
+    GET(mpk_get_str(m, "ticket", cr->ticket_id, sizeof cr->ticket_id));
+    GET(mpk_get_u32(m, "ver", &cr->ticket_version));
+    GET(mpk_get_i64(m, "exp", &cr->expires_ms));
+    GET(mpk_get_bin(m, "secret", cr->secret, sizeof cr->secret, &cr->secret_len));
+    cr->generated_ms = c->ts_ms;
+    return 0;
+  }
+  case LEDGER_OP_REDEEM: {
+    int64_t nonce;
+    GET(mpk_get_str(m, "ticket", c->u.redeem.ticket_id, sizeof c->u.redeem.ticket_id));
+    GET(mpk_get_str(m, "method", c->u.redeem.method, sizeof c->u.redeem.method));
+    GET(mpk_get_str(m, "cred", c->u.redeem.cred_id, sizeof c->u.redeem.cred_id));
+    GET(mpk_get_u32(m, "ver", &c->u.redeem.ticket_version));
+    GET(mpk_get_i64(m, "nonce", &nonce));
+    if (nonce < 0)
+      goto fail;
+    c->u.redeem.nonce = (uint64_t)nonce;
+    GET(mpk_get_str(m, "dev", c->u.redeem.device, sizeof c->u.redeem.device));
+    GET(mpk_get_str(m, "ip", c->u.redeem.ip, sizeof c->u.redeem.ip));
+    return 0;
+  }
+  case LEDGER_OP_METHOD_TOGGLE:
+    GET(mpk_get_str(m, "method", c->u.toggle.method, sizeof c->u.toggle.method));
+    GET(mpk_get_bool(m, "enabled", &c->u.toggle.enabled));
+    return 0;
+  case LEDGER_OP_USER_ADD:
+    GET(mpk_get_str(m, "id", c->u.user.id, sizeof c->u.user.id));
+    GET(mpk_get_str(m, "username", c->u.user.username, sizeof c->u.user.username));
+    GET(mpk_get_u32(m, "role", &v32));
+    if (v32 > LEDGER_ROLE_ADMIN)
+      goto fail;
+    c->u.user.role = (int)v32;
+    GET(mpk_get_str(m, "pwhash", c->u.user.pwhash, sizeof c->u.user.pwhash));
+    c->u.user.created_ms = c->ts_ms;
+    return 0;
+  case LEDGER_OP_KEY_ADD: {
+    size_t pklen;
+    GET(mpk_get_u32(m, "kid", &c->u.key.kid));
+    GET(mpk_get_bin(m, "pk", c->u.key.pk, sizeof c->u.key.pk, &pklen));
+    if (pklen != sizeof c->u.key.pk)
+      goto fail;
+    GET(mpk_get_bin(m, "sealed", c->u.key.sealed_sk, sizeof c->u.key.sealed_sk,
+                    &c->u.key.sealed_len));
+    GET(mpk_get_i64(m, "nbf", &c->u.key.not_before_ms));
+    GET(mpk_get_i64(m, "naf", &c->u.key.not_after_ms));
+    return 0;
+  }
+  case LEDGER_OP_AUDIT_BATCH: {
+    const msgpack_object *a = mpk_get(m, "entries");
+    if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 ||
+        a->via.array.size > LEDGER_AUDIT_BATCH_MAX)
+      goto fail;
+    c->u.audit.v = calloc(a->via.array.size, sizeof *c->u.audit.v);
+    if (c->u.audit.v == NULL)
+      return GM_ENOMEM;
+    c->u.audit.n = a->via.array.size;
+    for (uint32_t i = 0; i < a->via.array.size; i++)
+      GET(ledger__audit_decode(&a->via.array.ptr[i], &c->u.audit.v[i]));
+    return 0;
+  }
+  case LEDGER_OP_OVERRIDE:
+    GET(mpk_get_str(m, "ticket", c->u.override.ticket_id, sizeof c->u.override.ticket_id));
+    GET(mpk_get_u32(m, "action", &v32));
+    if (v32 > LEDGER_OVERRIDE_RESET)
+      goto fail;
+    c->u.override.action = (int)v32;
+    GET(mpk_get_str(m, "reason", c->u.override.reason, sizeof c->u.override.reason));
+    return 0;
+  }
+fail:
+  return GM_EDECODE;
+}
+
+int ledger_cmd_decode(const void *p, size_t n, struct ledger_cmd *c) {
+  memset(c, 0, sizeof *c);
+  struct mpk_doc d;
+  int rc = mpk_doc_parse(&d, p, n);
+  if (rc != 0)
+    return rc;
+  uint32_t op;
+  rc = GM_EDECODE;
+  if (mpk_get_u32(d.root, "op", &op) != 0 || op < LEDGER_OP_EVENT_CREATE ||
+      op > LEDGER_OP_OVERRIDE)
+    goto out;
+  c->op = (int)op;
+  if (mpk_get_str(d.root, "rid", c->rid, sizeof c->rid) != 0 ||
+      mpk_get_i64(d.root, "ts", &c->ts_ms) != 0 || c->ts_ms < 0 ||
+      mpk_get_str(d.root, "gate", c->gate, sizeof c->gate) != 0 ||
+      mpk_get_str(d.root, "actor", c->actor, sizeof c->actor) != 0)
+    goto out;
+  rc = decode_body(d.root, c);
+  if (rc != 0)
+    ledger_cmd_free(c);
+out:
+  mpk_doc_free(&d);
+  return rc;
+}
+
+void ledger_cmd_free(struct ledger_cmd *c) {
+  if (c->op == LEDGER_OP_TICKET_CREATE) {
+    free(c->u.tickets.v);
+    c->u.tickets.v = NULL;
+    c->u.tickets.n = 0;
+  } else if (c->op == LEDGER_OP_AUDIT_BATCH) {
+    free(c->u.audit.v);
+    c->u.audit.v = NULL;
+    c->u.audit.n = 0;
+  }
+}

@@ -1,0 +1,376 @@
+/*
+ * ledger.c — the LMDB environment, its tables, and every read of the ledger.
+ * Writes live in apply.c, snapshots in snapshot.c.
+ */
+#include "ledger.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/assert.h"
+#include "../lib/err.h"
+#include "ledger_int.h"
+#include "record.h"
+
+static const char *table_names[] = {
+#define LEDGER__TBL_NAME(name, str) str,
+    LEDGER_TABLE_LIST(LEDGER__TBL_NAME)
+#undef LEDGER__TBL_NAME
+};
+
+const char *ledger_reason_str(int reason) {
+  static const char *names[] = {
+#define LEDGER__REASON_STR(name, str) str,
+      LEDGER_REASON_TABLE(LEDGER__REASON_STR)
+#undef LEDGER__REASON_STR
+  };
+  if (reason < 0 || reason >= LEDGER_REASON__COUNT)
+    return "unknown";
+  return names[reason];
+}
+
+const char *ledger_status_str(int status) {
+  static const char *names[] = {"created", "transferred", "used", "revoked"};
+  return status >= 0 && status < 4 ? names[status] : "unknown";
+}
+
+static const char *role_names[] = {"attendee", "staff", "organizer", "admin"};
+
+const char *ledger_role_str(int role) {
+  return role >= 0 && role < 4 ? role_names[role] : "unknown";
+}
+
+int ledger_role_parse(const char *s) {
+  for (int i = 0; i < 4; i++)
+    if (strcmp(s, role_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+const char *ledger_policy_str(int policy) {
+  return policy == LEDGER_POLICY_AVAILABLE ? "available" : "strict";
+}
+
+int ledger_policy_parse(const char *s) {
+  if (strcmp(s, "strict") == 0)
+    return LEDGER_POLICY_STRICT;
+  if (strcmp(s, "available") == 0)
+    return LEDGER_POLICY_AVAILABLE;
+  return -1;
+}
+
+int ledger__mdb_err(int mrc) {
+  switch (mrc) {
+  case MDB_SUCCESS:
+    return 0;
+  case MDB_NOTFOUND:
+    return GM_ENOTFOUND;
+  case MDB_MAP_FULL:
+  case MDB_TXN_FULL:
+  case ENOSPC:
+    return GM_EFULL;
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_INVALID:
+    return GM_ECORRUPT;
+  case ENOMEM:
+    return GM_ENOMEM;
+  case MDB_KEYEXIST:
+    return GM_EEXIST;
+  default:
+    return GM_EIO;
+  }
+}
+
+int ledger__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v) {
+  MDB_val key = {klen, (void *)k};
+  return ledger__mdb_err(mdb_get(txn, dbi, &key, v));
+}
+
+int ledger__put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
+                size_t vlen) {
+  MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
+  return ledger__mdb_err(mdb_put(txn, dbi, &key, &val, 0));
+}
+
+int ledger__del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen) {
+  MDB_val key = {klen, (void *)k};
+  return ledger__mdb_err(mdb_del(txn, dbi, &key, NULL));
+}
+
+size_t ledger__cred_key(char *out, const char *method, const char *id) {
+  size_t m = strlen(method), i = strlen(id);
+  GM_ASSERT(m <= LEDGER_METHOD_MAX && i <= LEDGER_ID_MAX);
+  memcpy(out, method, m);
+  out[m] = 0;
+  memcpy(out + m + 1, id, i);
+  return m + 1 + i;
+}
+
+int ledger_open(struct ledger **out, const char *dir, const struct ledger_options *opt) {
+  struct ledger *l = calloc(1, sizeof *l);
+  if (l == NULL)
+    return GM_ENOMEM;
+  int rc;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    rc = GM_EIO;
+    goto err_free;
+  }
+  if ((rc = ledger__mdb_err(mdb_env_create(&l->env))) != 0)
+    goto err_free;
+  mdb_env_set_maxdbs(l->env, LEDGER_T__COUNT);
+  if ((rc = ledger__mdb_err(mdb_env_set_mapsize(l->env, opt->map_size))) != 0)
+    goto err_env;
+  /* NOTLS: read transactions are not tied to threads, so the HTTP loop and
+   * workers can each hold one. NORDAHEAD: random reads on a large map. */
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opt->no_sync ? MDB_NOSYNC : 0);
+  if ((rc = ledger__mdb_err(mdb_env_open(l->env, dir, flags, 0600))) != 0)
+    goto err_env;
+  MDB_txn *txn;
+  if ((rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn))) != 0)
+    goto err_env;
+  for (int i = 0; i < LEDGER_T__COUNT; i++) {
+    rc = ledger__mdb_err(mdb_dbi_open(txn, table_names[i], MDB_CREATE, &l->dbi[i]));
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      goto err_env;
+    }
+  }
+  if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0)
+    goto err_env;
+  mpk_w_init(&l->w);
+  *out = l;
+  return 0;
+
+err_env:
+  mdb_env_close(l->env);
+err_free:
+  free(l);
+  return rc;
+}
+
+void ledger_close(struct ledger *l) {
+  if (l == NULL)
+    return;
+  mpk_w_free(&l->w);
+  mdb_env_close(l->env);
+  free(l);
+}
+
+int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
+  struct ledger_rd *rd = malloc(sizeof *rd);
+  if (rd == NULL)
+    return GM_ENOMEM;
+  rd->l = l;
+  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &rd->txn));
+  if (rc != 0) {
+    free(rd);
+    return rc;
+  }
+  *out = rd;
+  return 0;
+}
+
+void ledger_rd_end(struct ledger_rd *rd) {
+  if (rd == NULL)
+    return;
+  mdb_txn_abort(rd->txn);
+  free(rd);
+}
+
+int ledger_event_get(struct ledger_rd *rd, const char *id, struct ledger_event *out) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_EVENTS], id, strlen(id), &v);
+  return rc != 0 ? rc : ledger__event_dec(v.mv_data, v.mv_size, out);
+}
+
+int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
+                        struct ledger_ticket *t) {
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_TICKETS], id, strlen(id), &v);
+  return rc != 0 ? rc : ledger__ticket_dec(v.mv_data, v.mv_size, t);
+}
+
+int ledger__use_read(MDB_txn *txn, struct ledger *l, const char *id, struct ledger_use *u) {
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_USED], id, strlen(id), &v);
+  return rc != 0 ? rc : ledger__use_dec(v.mv_data, v.mv_size, u);
+}
+
+int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket *out) {
+  return ledger__ticket_read(rd->txn, rd->l, id, out);
+}
+
+int ledger_use_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_use *out) {
+  return ledger__use_read(rd->txn, rd->l, ticket_id, out);
+}
+
+int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
+                    struct ledger_cred *out) {
+  char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+  if (strlen(method) > LEDGER_METHOD_MAX || strlen(id) > LEDGER_ID_MAX)
+    return GM_ENOTFOUND;
+  size_t kl = ledger__cred_key(key, method, id);
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_CREDS], key, kl, &v);
+  return rc != 0 ? rc : ledger__cred_dec(v.mv_data, v.mv_size, out);
+}
+
+int ledger_nonce_get(struct ledger_rd *rd, const char *method, const char *cred_id,
+                     uint64_t *out) {
+  char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+  if (strlen(method) > LEDGER_METHOD_MAX || strlen(cred_id) > LEDGER_ID_MAX)
+    return GM_ENOTFOUND;
+  size_t kl = ledger__cred_key(key, method, cred_id);
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_NONCES], key, kl, &v);
+  if (rc != 0)
+    return rc;
+  if (v.mv_size != sizeof *out)
+    return GM_ECORRUPT;
+  memcpy(out, v.mv_data, sizeof *out);
+  return 0;
+}
+
+int ledger_user_get(struct ledger_rd *rd, const char *id, struct ledger_user *out) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_USERS], id, strlen(id), &v);
+  return rc != 0 ? rc : ledger__user_dec(v.mv_data, v.mv_size, out);
+}
+
+int ledger_user_by_name(struct ledger_rd *rd, const char *username, struct ledger_user *out) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_USERNAMES], username, strlen(username), &v);
+  if (rc != 0)
+    return rc;
+  char id[LEDGER_ID_MAX + 1];
+  if (gm_strlcpy(id, sizeof id, v.mv_data, v.mv_size) != 0)
+    return GM_ECORRUPT;
+  return ledger_user_get(rd, id, out);
+}
+
+static void kid_key(uint8_t k[4], uint32_t kid) {
+  k[0] = (uint8_t)(kid >> 24);
+  k[1] = (uint8_t)(kid >> 16);
+  k[2] = (uint8_t)(kid >> 8);
+  k[3] = (uint8_t)kid;
+}
+
+int ledger_key_get(struct ledger_rd *rd, uint32_t kid, struct ledger_key *out) {
+  uint8_t k[4];
+  kid_key(k, kid);
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_KEYS], k, sizeof k, &v);
+  return rc != 0 ? rc : ledger__key_dec(v.mv_data, v.mv_size, out);
+}
+
+int ledger_key_current(struct ledger_rd *rd, struct ledger_key *out) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(rd->txn, rd->l->dbi[LEDGER_T_KEYS], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  rc = ledger__mdb_err(mdb_cursor_get(cur, &k, &v, MDB_LAST));
+  if (rc == 0)
+    rc = ledger__key_dec(v.mv_data, v.mv_size, out);
+  mdb_cursor_close(cur);
+  return rc;
+}
+
+int ledger_key_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_key *k),
+                    void *arg) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(rd->txn, rd->l->dbi[LEDGER_T_KEYS], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  rc = 0;
+  while (mrc == 0) {
+    struct ledger_key key;
+    if ((rc = ledger__key_dec(v.mv_data, v.mv_size, &key)) != 0)
+      break;
+    if (fn(arg, &key) != 0)
+      break;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  return rc;
+}
+
+int ledger_method_flag(struct ledger_rd *rd, const char *method) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_FLAGS], method, strlen(method), &v);
+  if (rc != 0)
+    return rc;
+  return v.mv_size == 1 && ((const uint8_t *)v.mv_data)[0] ? 1 : 0;
+}
+
+int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result *out) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_DEDUP], rid, strlen(rid), &v);
+  return rc != 0 ? rc : ledger__result_dec(v.mv_data, v.mv_size, out);
+}
+
+static int count_table(struct ledger_rd *rd, int t, uint64_t *out) {
+  MDB_stat st;
+  int rc = ledger__mdb_err(mdb_stat(rd->txn, rd->l->dbi[t], &st));
+  if (rc == 0)
+    *out = st.ms_entries;
+  return rc;
+}
+
+int ledger_user_count(struct ledger_rd *rd, uint64_t *out) {
+  return count_table(rd, LEDGER_T_USERS, out);
+}
+
+int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out) {
+  return count_table(rd, LEDGER_T_TICKETS, out);
+}
+
+int ledger_audit_scan(struct ledger_rd *rd, const struct ledger_audit_filter *f,
+                      int (*fn)(void *arg, const struct ledger_audit *a), void *arg) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(rd->txn, rd->l->dbi[LEDGER_T_AUDIT], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  uint32_t emitted = 0, scanned = 0;
+  int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  while (mrc == 0 && emitted < f->limit && scanned < LEDGER_AUDIT_SCAN_MAX) {
+    scanned++;
+    struct mpk_doc d;
+    struct ledger_audit a;
+    if (mpk_doc_parse(&d, v.mv_data, v.mv_size) != 0) {
+      rc = GM_ECORRUPT;
+      break;
+    }
+    rc = ledger__audit_decode(d.root, &a);
+    mpk_doc_free(&d);
+    if (rc != 0)
+      break;
+    /* Entries carry their proposer's clock, so seq order is only roughly time
+     * order: skip older ones rather than stop at the first. */
+    bool recent = a.time_ms >= f->since_ms;
+    if (k.mv_size == 8) {
+      const uint8_t *kb = k.mv_data;
+      a.seq = 0;
+      for (int i = 0; i < 8; i++)
+        a.seq = a.seq << 8 | kb[i];
+    }
+    bool match = recent && (!f->ticket_id || strcmp(f->ticket_id, a.ticket_id) == 0) &&
+                 (!f->method || strcmp(f->method, a.method) == 0) &&
+                 (!f->gate || strcmp(f->gate, a.gate) == 0);
+    if (match) {
+      emitted++;
+      if (fn(arg, &a) != 0)
+        break;
+    }
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+  }
+  mdb_cursor_close(cur);
+  return rc;
+}

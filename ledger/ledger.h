@@ -1,0 +1,111 @@
+/*
+ * ledger.h — the replicated state machine of the gate mesh, on LMDB.
+ *
+ * Writes: only through commands (cmd.h) applied by ledger_apply_batch, all of
+ * a batch inside one LMDB write transaction, committed with one fsync. Apply is
+ * deterministic: it reads no clock and no random source; the same sequence of
+ * commands gives the same state (and the same ledger_hash) on every gate.
+ * Each command runs in a nested transaction, so one that fails (map full, a
+ * conflict) leaves no trace while the rest of the batch commits.
+ *
+ * Reads: through a struct ledger_rd (an LMDB read transaction, a consistent
+ * snapshot). Read transactions are cheap; one thread may hold several.
+ *
+ * Threads: one writer at a time (the caller serialises apply calls); reads may
+ * run on any thread concurrently with a write.
+ *
+ * Ownership: every getter copies into caller-owned structs; nothing returned
+ * points into the map.
+ */
+#ifndef GM_LEDGER_H
+#define GM_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/buf.h"
+#include "cmd.h"
+#include "types.h"
+
+struct ledger;
+struct ledger_rd;
+
+struct ledger_options {
+  size_t map_size;   /* bytes; LMDB's file grows up to this */
+  bool no_sync;      /* tests and benchmarks of the pure apply cost only */
+};
+
+/* The outcome of one command. rc is 0 or GM_E*; for REDEEM reason is the
+ * verdict (LEDGER_REASON_NONE = admitted). A duplicate (same rid applied
+ * before) carries the first result with duplicate = true and changes nothing. */
+struct ledger_result {
+  int rc;
+  int reason;
+  bool duplicate;
+  int64_t decided_ms;
+  bool has_first_use;
+  struct ledger_use first_use;
+  uint32_t count;   /* tickets created */
+  uint32_t version; /* ticket version after the command */
+};
+
+int ledger_open(struct ledger **out, const char *dir, const struct ledger_options *opt);
+void ledger_close(struct ledger *l);
+
+/* Applies cmds[0..n) in one write transaction; results[i] is the outcome of
+ * cmds[i]. Returns 0 when the transaction committed (results say what each
+ * command did), or GM_E* when nothing committed (results[i].rc all set to it). */
+int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
+                       struct ledger_result *results);
+int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res);
+
+/* Encodes c and applies it alone. */
+int ledger_apply_cmd(struct ledger *l, const struct ledger_cmd *c, struct ledger_result *res);
+
+int ledger_rd_begin(struct ledger *l, struct ledger_rd **out);
+void ledger_rd_end(struct ledger_rd *rd);
+
+int ledger_event_get(struct ledger_rd *rd, const char *id, struct ledger_event *out);
+int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket *out);
+int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
+                    struct ledger_cred *out);
+int ledger_use_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_use *out);
+int ledger_nonce_get(struct ledger_rd *rd, const char *method, const char *cred_id,
+                     uint64_t *out);
+int ledger_user_get(struct ledger_rd *rd, const char *id, struct ledger_user *out);
+int ledger_user_by_name(struct ledger_rd *rd, const char *username, struct ledger_user *out);
+int ledger_key_get(struct ledger_rd *rd, uint32_t kid, struct ledger_key *out);
+/* The newest key (highest kid); GM_ENOTFOUND before the first KEY_ADD. */
+int ledger_key_current(struct ledger_rd *rd, struct ledger_key *out);
+/* Calls fn for every key, oldest first; stops early when fn returns non-zero. */
+int ledger_key_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_key *k),
+                    void *arg);
+/* 1 enabled, 0 disabled, GM_ENOTFOUND when never toggled (config decides). */
+int ledger_method_flag(struct ledger_rd *rd, const char *method);
+int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result *out);
+int ledger_user_count(struct ledger_rd *rd, uint64_t *out);
+int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out);
+
+struct ledger_audit_filter {
+  const char *ticket_id; /* NULL = any */
+  const char *method;
+  const char *gate;
+  int64_t since_ms;
+  uint32_t limit;
+};
+/* Newest first; at most filter->limit entries, and at most
+ * LEDGER_AUDIT_SCAN_MAX entries examined, so a query with a rare filter cannot
+ * walk the whole log. */
+#define LEDGER_AUDIT_SCAN_MAX 200000
+int ledger_audit_scan(struct ledger_rd *rd, const struct ledger_audit_filter *f,
+                      int (*fn)(void *arg, const struct ledger_audit *a), void *arg);
+
+/* The whole state as a byte stream (tables in a fixed order, keys sorted), so
+ * equal states give equal bytes. restore replaces the state with a stream. */
+int ledger_snapshot(struct ledger *l, struct gm_buf *out);
+int ledger_restore(struct ledger *l, const uint8_t *p, size_t n);
+/* BLAKE2b-256 of the snapshot stream. */
+int ledger_hash(struct ledger *l, uint8_t out[32]);
+
+#endif

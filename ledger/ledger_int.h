@@ -1,0 +1,59 @@
+/*
+ * ledger_int.h — internals shared by the ledger's files: the LMDB tables and
+ * small get/put helpers that map LMDB's codes onto lib/err.h.
+ */
+#ifndef GM_LEDGER_INT_H
+#define GM_LEDGER_INT_H
+
+#include <lmdb.h>
+
+#include "../lib/mpk.h"
+#include "ledger.h"
+
+#define LEDGER_TABLE_LIST(X) \
+  X(META, "meta")            \
+  X(EVENTS, "events")        \
+  X(TICKETS, "tickets")      \
+  X(CREDS, "credentials")    \
+  X(USED, "used")            \
+  X(NONCES, "nonces")        \
+  X(KEYS, "keys")            \
+  X(USERS, "users")          \
+  X(USERNAMES, "usernames")  \
+  X(FLAGS, "method_flags")   \
+  X(AUDIT, "audit")          \
+  X(DEDUP, "dedup")          \
+  X(DEDUP_TS, "dedup_ts")
+
+enum ledger__table {
+#define LEDGER__TBL_ENUM(name, str) LEDGER_T_##name,
+  LEDGER_TABLE_LIST(LEDGER__TBL_ENUM)
+#undef LEDGER__TBL_ENUM
+  LEDGER_T__COUNT
+};
+
+struct ledger {
+  MDB_env *env;
+  MDB_dbi dbi[LEDGER_T__COUNT];
+  struct mpk_w w; /* scratch for the (single) writer */
+};
+
+struct ledger_rd {
+  struct ledger *l;
+  MDB_txn *txn;
+};
+
+int ledger__mdb_err(int mrc);
+/* Reads table[key] into a borrowed MDB_val (valid until txn ends). */
+int ledger__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v);
+int ledger__put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
+                size_t vlen);
+int ledger__del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen);
+/* method\0id, returns length; out must hold LEDGER_METHOD_MAX+LEDGER_ID_MAX+2. */
+size_t ledger__cred_key(char *out, const char *method, const char *id);
+
+int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
+                        struct ledger_ticket *t);
+int ledger__use_read(MDB_txn *txn, struct ledger *l, const char *id, struct ledger_use *u);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * types.h — the ledger's data model: the records it stores and their limits.
+ *
+ * Every text field has a named maximum; input longer than that is rejected at
+ * the edge (HTTP) and again by the codecs, never truncated. Records are stored
+ * as msgpack maps (record.c) so fields can be added without a migration.
+ */
+#ifndef GM_LEDGER_TYPES_H
+#define GM_LEDGER_TYPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LEDGER_ID_MAX 64
+#define LEDGER_NAME_MAX 200
+#define LEDGER_HOLDER_MAX 128
+#define LEDGER_TIER_MAX 32
+#define LEDGER_GATE_MAX 64
+#define LEDGER_REASON_MAX 200
+#define LEDGER_METHOD_MAX 16
+#define LEDGER_RID_MAX 64
+#define LEDGER_SECRET_MAX 128
+#define LEDGER_PWHASH_MAX 128
+#define LEDGER_SEALED_MAX 128
+#define LEDGER_DEVICE_MAX 64
+#define LEDGER_IP_MAX 48
+#define LEDGER_ACTION_MAX 16
+/* Tickets in one create command; a larger import is split by the caller. */
+#define LEDGER_BATCH_TICKETS_MAX 10000
+#define LEDGER_AUDIT_BATCH_MAX 4096
+/* A retry with the same request id within this window returns the first
+ * result; older dedup entries are pruned as commands advance time. */
+#define LEDGER_DEDUP_TTL_MS (24LL * 3600 * 1000)
+/* Dedup entries pruned per applied command at most, so pruning never makes one
+ * apply unboundedly slow; it still outpaces insertion (one per command). */
+#define LEDGER_DEDUP_PRUNE_MAX 4
+
+enum ledger_ticket_status {
+  LEDGER_TICKET_CREATED = 0,
+  LEDGER_TICKET_TRANSFERRED = 1,
+  LEDGER_TICKET_USED = 2,
+  LEDGER_TICKET_REVOKED = 3,
+};
+
+enum ledger_policy { LEDGER_POLICY_STRICT = 0, LEDGER_POLICY_AVAILABLE = 1 };
+
+enum ledger_role {
+  LEDGER_ROLE_ATTENDEE = 0,
+  LEDGER_ROLE_STAFF = 1,
+  LEDGER_ROLE_ORGANIZER = 2,
+  LEDGER_ROLE_ADMIN = 3,
+};
+
+/* Verdict reasons, API.md "reason codes". NONE means admitted. */
+#define LEDGER_REASON_TABLE(X)                  \
+  X(NONE, "")                                   \
+  X(ALREADY_USED, "already_used")               \
+  X(EXPIRED, "expired")                         \
+  X(NOT_YET_VALID, "not_yet_valid")             \
+  X(BAD_SIGNATURE, "bad_signature")             \
+  X(UNKNOWN_CREDENTIAL, "unknown_credential")   \
+  X(REVOKED, "revoked")                         \
+  X(SUPERSEDED, "superseded")                   \
+  X(REPLAYED, "replayed")                       \
+  X(NO_MATCH, "no_match")                       \
+  X(OUTSIDE_ZONE, "outside_zone")               \
+  X(METHOD_DISABLED, "method_disabled")         \
+  X(NO_QUORUM, "no_quorum")                     \
+  X(BUDGET_EXHAUSTED, "budget_exhausted")       \
+  X(WRONG_EVENT, "wrong_event")                 \
+  X(MALFORMED, "malformed")
+
+enum ledger_reason {
+#define LEDGER__REASON_ENUM(name, str) LEDGER_REASON_##name,
+  LEDGER_REASON_TABLE(LEDGER__REASON_ENUM)
+#undef LEDGER__REASON_ENUM
+  LEDGER_REASON__COUNT
+};
+
+const char *ledger_reason_str(int reason);
+const char *ledger_status_str(int status);
+const char *ledger_role_str(int role);
+int ledger_role_parse(const char *s);     /* -1 if unknown */
+const char *ledger_policy_str(int policy);
+int ledger_policy_parse(const char *s);   /* -1 if unknown */
+
+struct ledger_event {
+  char id[LEDGER_ID_MAX + 1];
+  char name[LEDGER_NAME_MAX + 1];
+  int64_t starts_ms;
+  int64_t ends_ms;
+  int policy;
+  uint32_t offline_budget;
+  int64_t created_ms;
+};
+
+struct ledger_ticket {
+  char id[LEDGER_ID_MAX + 1];
+  char event_id[LEDGER_ID_MAX + 1];
+  char holder[LEDGER_HOLDER_MAX + 1];
+  char tier[LEDGER_TIER_MAX + 1];
+  int status;
+  uint32_t version;
+  int64_t created_ms;
+  int64_t used_ms;
+  char used_gate[LEDGER_GATE_MAX + 1];
+  char used_method[LEDGER_METHOD_MAX + 1];
+};
+
+/* One issued credential: a QR binding, a pass, an NFC tag, ... */
+struct ledger_cred {
+  char method[LEDGER_METHOD_MAX + 1];
+  char id[LEDGER_ID_MAX + 1];
+  char ticket_id[LEDGER_ID_MAX + 1];
+  uint32_t ticket_version;
+  int64_t generated_ms;
+  int64_t expires_ms;
+  int64_t used_ms;
+  char used_gate[LEDGER_GATE_MAX + 1];
+  uint8_t secret[LEDGER_SECRET_MAX];
+  size_t secret_len;
+};
+
+/* The first admission of a ticket. */
+struct ledger_use {
+  char gate[LEDGER_GATE_MAX + 1];
+  char method[LEDGER_METHOD_MAX + 1];
+  char cred_id[LEDGER_ID_MAX + 1];
+  int64_t used_ms;
+};
+
+struct ledger_user {
+  char id[LEDGER_ID_MAX + 1];
+  char username[LEDGER_ID_MAX + 1];
+  int role;
+  char pwhash[LEDGER_PWHASH_MAX + 1];
+  int64_t created_ms;
+};
+
+/* A signing key. The private key is sealed (secretbox under a key derived from
+ * the cluster key) before it ever enters a command, so neither the log nor the
+ * LMDB file holds it in the clear. */
+struct ledger_key {
+  uint32_t kid;
+  uint8_t pk[32];
+  uint8_t sealed_sk[LEDGER_SEALED_MAX];
+  size_t sealed_len;
+  int64_t not_before_ms;
+  int64_t not_after_ms;
+};
+
+struct ledger_audit {
+  uint64_t seq;
+  int64_t time_ms;
+  char gate[LEDGER_GATE_MAX + 1];
+  char method[LEDGER_METHOD_MAX + 1];
+  char ticket_id[LEDGER_ID_MAX + 1];
+  char action[LEDGER_ACTION_MAX + 1]; /* generate, verify, transfer, ... */
+  char result[LEDGER_ACTION_MAX + 1]; /* ok, admitted, denied, failed */
+  char reason[LEDGER_REASON_MAX + 1];
+  char device[LEDGER_DEVICE_MAX + 1];
+  char ip[LEDGER_IP_MAX + 1];
+};
+
+#endif

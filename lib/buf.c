@@ -1,0 +1,96 @@
+/*
+ * buf.c — growable buffers (see buf.h).
+ */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+void gm_buf_init(struct gm_buf *b) { memset(b, 0, sizeof *b); }
+
+void gm_buf_free(struct gm_buf *b) {
+  free(b->ptr);
+  gm_buf_init(b);
+}
+
+void gm_buf_reset(struct gm_buf *b) { b->len = 0; }
+
+int gm_buf_reserve(struct gm_buf *b, size_t extra) {
+  if (extra > GM_BUF_MAX - b->len)
+    return GM_ETOOBIG;
+  size_t need = b->len + extra;
+  if (need <= b->cap)
+    return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap *= 2;
+  uint8_t *p = realloc(b->ptr, cap);
+  if (p == NULL)
+    return GM_ENOMEM;
+  b->ptr = p;
+  b->cap = cap;
+  return 0;
+}
+
+int gm_buf_append(struct gm_buf *b, const void *p, size_t n) {
+  int rc = gm_buf_reserve(b, n);
+  if (rc != 0)
+    return rc;
+  if (n)
+    memcpy(b->ptr + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+int gm_buf_append_str(struct gm_buf *b, const char *s) {
+  return gm_buf_append(b, s, strlen(s));
+}
+
+int gm_buf_printf(struct gm_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return GM_EINVAL;
+  int rc = gm_buf_reserve(b, (size_t)n + 1);
+  if (rc != 0)
+    return rc;
+  va_start(ap, fmt);
+  vsnprintf((char *)b->ptr + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+uint8_t *gm_buf_steal(struct gm_buf *b, size_t *len) {
+  uint8_t *p = b->ptr;
+  if (len)
+    *len = b->len;
+  gm_buf_init(b);
+  return p;
+}
+
+int gm_strlcpy(char *dst, size_t cap, const char *src, size_t src_len) {
+  if (src_len >= cap) {
+    if (cap)
+      dst[0] = 0;
+    return -1;
+  }
+  memcpy(dst, src, src_len);
+  dst[src_len] = 0;
+  return 0;
+}
+
+void gm_hex(char *out, const uint8_t *p, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * buf.h — a growable byte buffer and a borrowed byte slice.
+ *
+ * A gm_buf owns its bytes (free with gm_buf_free); a gm_slice borrows bytes
+ * owned by someone else and is valid only as long as they are. Growth doubles
+ * and is capped at GM_BUF_MAX so a hostile length can never make us allocate
+ * without bound.
+ */
+#ifndef GM_BUF_H
+#define GM_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GM_BUF_MAX ((size_t)1 << 31)
+
+struct gm_slice {
+  const uint8_t *ptr;
+  size_t len;
+};
+
+struct gm_buf {
+  uint8_t *ptr;
+  size_t len;
+  size_t cap;
+};
+
+void gm_buf_init(struct gm_buf *b);
+void gm_buf_free(struct gm_buf *b);
+void gm_buf_reset(struct gm_buf *b);
+int gm_buf_reserve(struct gm_buf *b, size_t extra);
+int gm_buf_append(struct gm_buf *b, const void *p, size_t n);
+int gm_buf_append_str(struct gm_buf *b, const char *s);
+int gm_buf_printf(struct gm_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Hands the bytes to the caller (who frees them with free()) and resets b. */
+uint8_t *gm_buf_steal(struct gm_buf *b, size_t *len);
+
+/* Copies src (at most cap-1 bytes) into dst and terminates it; returns -1 and
+ * writes nothing useful if src does not fit, so callers can reject oversize
+ * input instead of silently truncating it. */
+int gm_strlcpy(char *dst, size_t cap, const char *src, size_t src_len);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void gm_hex(char *out, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * mpk.c — msgpack writer and typed map getters (see mpk.h).
+ */
+#include "mpk.h"
+
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+
+void mpk_w_init(struct mpk_w *w) {
+  msgpack_sbuffer_init(&w->sb);
+  msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
+}
+
+void mpk_w_free(struct mpk_w *w) { msgpack_sbuffer_destroy(&w->sb); }
+
+void mpk_w_reset(struct mpk_w *w) { w->sb.size = 0; }
+
+void mpk_map(struct mpk_w *w, uint32_t n) { msgpack_pack_map(&w->pk, n); }
+void mpk_arr(struct mpk_w *w, uint32_t n) { msgpack_pack_array(&w->pk, n); }
+void mpk_strn(struct mpk_w *w, const char *s, size_t n) {
+  msgpack_pack_str(&w->pk, n);
+  msgpack_pack_str_body(&w->pk, s, n);
+}
+void mpk_str(struct mpk_w *w, const char *s) { mpk_strn(w, s, strlen(s)); }
+void mpk_i64(struct mpk_w *w, int64_t v) { msgpack_pack_int64(&w->pk, v); }
+void mpk_u64(struct mpk_w *w, uint64_t v) { msgpack_pack_uint64(&w->pk, v); }
+void mpk_bool(struct mpk_w *w, bool v) {
+  if (v)
+    msgpack_pack_true(&w->pk);
+  else
+    msgpack_pack_false(&w->pk);
+}
+void mpk_bin(struct mpk_w *w, const void *p, size_t n) {
+  msgpack_pack_bin(&w->pk, n);
+  msgpack_pack_bin_body(&w->pk, p, n);
+}
+void mpk_kv_str(struct mpk_w *w, const char *k, const char *v) {
+  mpk_str(w, k);
+  mpk_str(w, v);
+}
+void mpk_kv_i64(struct mpk_w *w, const char *k, int64_t v) {
+  mpk_str(w, k);
+  mpk_i64(w, v);
+}
+void mpk_kv_u64(struct mpk_w *w, const char *k, uint64_t v) {
+  mpk_str(w, k);
+  mpk_u64(w, v);
+}
+void mpk_kv_bool(struct mpk_w *w, const char *k, bool v) {
+  mpk_str(w, k);
+  mpk_bool(w, v);
+}
+void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n) {
+  mpk_str(w, k);
+  mpk_bin(w, p, n);
+}
+
+int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n) {
+  size_t off = 0;
+  msgpack_unpacked_init(&d->u);
+  msgpack_unpack_return r = msgpack_unpack_next(&d->u, p, n, &off);
+  if (r != MSGPACK_UNPACK_SUCCESS || off != n ||
+      d->u.data.type != MSGPACK_OBJECT_MAP) {
+    msgpack_unpacked_destroy(&d->u);
+    return GM_EDECODE;
+  }
+  d->root = &d->u.data;
+  return 0;
+}
+
+void mpk_doc_free(struct mpk_doc *d) { msgpack_unpacked_destroy(&d->u); }
+
+const msgpack_object *mpk_get(const msgpack_object *map, const char *key) {
+  if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+    return NULL;
+  size_t klen = strlen(key);
+  for (uint32_t i = 0; i < map->via.map.size; i++) {
+    const msgpack_object_kv *kv = &map->via.map.ptr[i];
+    if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
+        memcmp(kv->key.via.str.ptr, key, klen) == 0)
+      return &kv->val;
+  }
+  return NULL;
+}
+
+int mpk_obj_str(const msgpack_object *o, char *dst, size_t cap) {
+  if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+    return GM_EDECODE;
+  if (memchr(o->via.str.ptr, 0, o->via.str.size) != NULL)
+    return GM_EDECODE;
+  return gm_strlcpy(dst, cap, o->via.str.ptr, o->via.str.size) == 0 ? 0 : GM_EDECODE;
+}
+
+int mpk_get_str(const msgpack_object *map, const char *key, char *dst, size_t cap) {
+  return mpk_obj_str(mpk_get(map, key), dst, cap);
+}
+
+int mpk_opt_str(const msgpack_object *map, const char *key, char *dst, size_t cap) {
+  const msgpack_object *o = mpk_get(map, key);
+  if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+    if (cap)
+      dst[0] = 0;
+    return 0;
+  }
+  return mpk_obj_str(o, dst, cap);
+}
+
+static int obj_i64(const msgpack_object *o, int64_t *out) {
+  if (o == NULL)
+    return GM_EDECODE;
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > (uint64_t)INT64_MAX)
+      return GM_EDECODE;
+    *out = (int64_t)o->via.u64;
+    return 0;
+  }
+  if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    *out = o->via.i64;
+    return 0;
+  }
+  return GM_EDECODE;
+}
+
+int mpk_get_i64(const msgpack_object *map, const char *key, int64_t *out) {
+  return obj_i64(mpk_get(map, key), out);
+}
+
+int mpk_opt_i64(const msgpack_object *map, const char *key, int64_t *out) {
+  const msgpack_object *o = mpk_get(map, key);
+  if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+    *out = 0;
+    return 0;
+  }
+  return obj_i64(o, out);
+}
+
+int mpk_get_u32(const msgpack_object *map, const char *key, uint32_t *out) {
+  int64_t v;
+  int rc = mpk_get_i64(map, key, &v);
+  if (rc != 0 || v < 0 || v > UINT32_MAX)
+    return GM_EDECODE;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int mpk_opt_u32(const msgpack_object *map, const char *key, uint32_t *out) {
+  int64_t v;
+  int rc = mpk_opt_i64(map, key, &v);
+  if (rc != 0 || v < 0 || v > UINT32_MAX)
+    return GM_EDECODE;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int mpk_get_bool(const msgpack_object *map, const char *key, bool *out) {
+  const msgpack_object *o = mpk_get(map, key);
+  if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN)
+    return GM_EDECODE;
+  *out = o->via.boolean;
+  return 0;
+}
+
+int mpk_opt_bool(const msgpack_object *map, const char *key, bool *out) {
+  const msgpack_object *o = mpk_get(map, key);
+  if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+    *out = false;
+    return 0;
+  }
+  if (o->type != MSGPACK_OBJECT_BOOLEAN)
+    return GM_EDECODE;
+  *out = o->via.boolean;
+  return 0;
+}
+
+static int obj_bin(const msgpack_object *o, uint8_t *dst, size_t cap, size_t *len) {
+  if (o == NULL || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > cap)
+    return GM_EDECODE;
+  memcpy(dst, o->via.bin.ptr, o->via.bin.size);
+  *len = o->via.bin.size;
+  return 0;
+}
+
+int mpk_get_bin(const msgpack_object *map, const char *key, uint8_t *dst, size_t cap,
+                size_t *len) {
+  return obj_bin(mpk_get(map, key), dst, cap, len);
+}
+
+int mpk_opt_bin(const msgpack_object *map, const char *key, uint8_t *dst, size_t cap,
+                size_t *len) {
+  const msgpack_object *o = mpk_get(map, key);
+  if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+    *len = 0;
+    return 0;
+  }
+  return obj_bin(o, dst, cap, len);
+}

@@ -1,0 +1,72 @@
+/*
+ * mpk.h — small helpers over msgpack-c for the ledger's records and commands.
+ *
+ * Records and commands are msgpack maps with short string keys: readable in a
+ * hex dump, tolerant of added fields, and decoded without a schema compiler.
+ * The writer wraps an sbuffer; the reader parses a whole buffer into a zone
+ * (struct mpk_doc) and offers typed getters that fail with GM_EDECODE on a
+ * missing key, a wrong type or a value that does not fit the destination —
+ * never by truncating.
+ *
+ * Ownership: strings returned by the getters are copied into caller buffers;
+ * msgpack_object pointers from mpk_get() live as long as the mpk_doc.
+ */
+#ifndef GM_MPK_H
+#define GM_MPK_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mpk_w {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+};
+
+void mpk_w_init(struct mpk_w *w);
+void mpk_w_free(struct mpk_w *w);
+/* Drops what was written, keeps the allocation. */
+void mpk_w_reset(struct mpk_w *w);
+
+void mpk_map(struct mpk_w *w, uint32_t n);
+void mpk_arr(struct mpk_w *w, uint32_t n);
+void mpk_str(struct mpk_w *w, const char *s);
+void mpk_strn(struct mpk_w *w, const char *s, size_t n);
+void mpk_i64(struct mpk_w *w, int64_t v);
+void mpk_u64(struct mpk_w *w, uint64_t v);
+void mpk_bool(struct mpk_w *w, bool v);
+void mpk_bin(struct mpk_w *w, const void *p, size_t n);
+void mpk_kv_str(struct mpk_w *w, const char *k, const char *v);
+void mpk_kv_i64(struct mpk_w *w, const char *k, int64_t v);
+void mpk_kv_u64(struct mpk_w *w, const char *k, uint64_t v);
+void mpk_kv_bool(struct mpk_w *w, const char *k, bool v);
+void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n);
+
+struct mpk_doc {
+  msgpack_unpacked u;
+  const msgpack_object *root;
+};
+
+/* Parses exactly one msgpack value filling all of p[0..n); it must be a map.
+ * On success the caller must call mpk_doc_free. On failure nothing is held. */
+int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n);
+void mpk_doc_free(struct mpk_doc *d);
+
+const msgpack_object *mpk_get(const msgpack_object *map, const char *key);
+int mpk_get_str(const msgpack_object *map, const char *key, char *dst, size_t cap);
+int mpk_opt_str(const msgpack_object *map, const char *key, char *dst, size_t cap);
+int mpk_get_i64(const msgpack_object *map, const char *key, int64_t *out);
+int mpk_opt_i64(const msgpack_object *map, const char *key, int64_t *out);
+int mpk_get_u32(const msgpack_object *map, const char *key, uint32_t *out);
+int mpk_opt_u32(const msgpack_object *map, const char *key, uint32_t *out);
+int mpk_get_bool(const msgpack_object *map, const char *key, bool *out);
+int mpk_opt_bool(const msgpack_object *map, const char *key, bool *out);
+int mpk_get_bin(const msgpack_object *map, const char *key, uint8_t *dst, size_t cap,
+                size_t *len);
+int mpk_opt_bin(const msgpack_object *map, const char *key, uint8_t *dst, size_t cap,
+                size_t *len);
+/* Copies a str object into dst (NUL-terminated). */
+int mpk_obj_str(const msgpack_object *o, char *dst, size_t cap);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * test_ledger.c — the state machine: apply, first-wins redeem, dedup, the
+ * nested-transaction rollback of a failing command, snapshot/restore/hash,
+ * and the command codec's refusal of malformed bytes.
+ */
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "lib/err.h"
+
+static char *dir;
+static struct ledger *l;
+
+static void setup(void) {
+  dir = th_tmpdir();
+  l = th_ledger(dir);
+  cr_assert_not_null(l);
+  cr_assert_eq(th_event(l, "e1", LEDGER_POLICY_STRICT), 0);
+}
+
+static void teardown(void) {
+  ledger_close(l);
+  th_rmdir(dir);
+}
+
+TestSuite(ledger, .init = setup, .fini = teardown);
+
+Test(ledger, ticket_create_and_read) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  struct ledger_ticket t;
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0);
+  cr_assert_str_eq(t.holder, "alice");
+  cr_assert_eq(t.version, 1);
+  cr_assert_eq(t.status, LEDGER_TICKET_CREATED);
+  cr_assert_eq(ledger_ticket_get(rd, "nope", &t), GM_ENOTFOUND);
+  ledger_rd_end(rd);
+}
+
+Test(ledger, ticket_for_unknown_event_is_refused) {
+  cr_assert_eq(th_ticket(l, "no-such-event", "t1"), GM_EINVAL);
+}
+
+Test(ledger, duplicate_ticket_id_conflicts) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_cmd c;
+  struct ledger_result r;
+  struct ledger_ticket_spec s = {.id = "t1", .event_id = "e1", .holder = "bob"};
+  th_cmd(&c, LEDGER_OP_TICKET_CREATE, "other-rid", 3000);
+  c.u.tickets.v = &s;
+  c.u.tickets.n = 1;
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, GM_EEXIST);
+}
+
+Test(ledger, redeem_first_wins_with_first_use) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_result r;
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(th_redeem(l, "r2", "t1", "south", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+  cr_assert(r.has_first_use);
+  cr_assert_str_eq(r.first_use.gate, "north");
+  cr_assert_eq(r.first_use.used_ms, 5000);
+}
+
+Test(ledger, redeem_retry_with_same_rid_returns_first_result) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_result r;
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert(r.duplicate);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE, "a retry must not turn into already_used");
+}
+
+Test(ledger, redeem_checks_version_revocation_and_nonce) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  cr_assert_eq(th_ticket(l, "e1", "t2"), 0);
+  struct ledger_result r;
+  cr_assert_eq(th_redeem(l, "r1", "t1", "g", 2, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_SUPERSEDED);
+  cr_assert_eq(th_redeem(l, "r2", "missing", "g", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_UNKNOWN_CREDENTIAL);
+
+  struct ledger_cmd c;
+  th_cmd(&c, LEDGER_OP_TICKET_REVOKE, "rv", 4000);
+  strcpy(c.u.revoke.ticket_id, "t2");
+  strcpy(c.u.revoke.reason, "chargeback");
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(th_redeem(l, "r3", "t2", "g", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REVOKED);
+
+  cr_assert_eq(th_redeem(l, "r4", "t1", "g", 1, 100, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(th_redeem(l, "r5", "t1", "g", 1, 100, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
+  cr_assert_eq(th_redeem(l, "r6", "t1", "g", 1, 99, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
+  cr_assert_eq(th_redeem(l, "r7", "t1", "g", 1, 101, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+}
+
+Test(ledger, transfer_bumps_version_and_supersedes) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_cmd c;
+  struct ledger_result r;
+  th_cmd(&c, LEDGER_OP_TICKET_TRANSFER, "tr", 4000);
+  strcpy(c.u.transfer.ticket_id, "t1");
+  strcpy(c.u.transfer.to_holder, "bob");
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(r.version, 2);
+  cr_assert_eq(th_redeem(l, "r1", "t1", "g", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_SUPERSEDED);
+  cr_assert_eq(th_redeem(l, "r2", "t1", "g", 2, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+}
+
+Test(ledger, disabled_method_is_refused_at_apply) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_cmd c;
+  struct ledger_result r;
+  th_cmd(&c, LEDGER_OP_METHOD_TOGGLE, "tg", 4000);
+  strcpy(c.u.toggle.method, "qr");
+  c.u.toggle.enabled = false;
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(th_redeem(l, "r1", "t1", "g", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_METHOD_DISABLED);
+}
+
+Test(ledger, failing_command_rolls_back_alone_in_a_batch) {
+  struct mpk_w w1, w2;
+  mpk_w_init(&w1);
+  mpk_w_init(&w2);
+  struct ledger_cmd c;
+  struct ledger_ticket_spec s[2] = {{.id = "a", .event_id = "e1"},
+                                    {.id = "b", .event_id = "nope"}};
+  th_cmd(&c, LEDGER_OP_TICKET_CREATE, "bad", 3000);
+  c.u.tickets.v = s;
+  c.u.tickets.n = 2;
+  ledger_cmd_encode(&c, &w1);
+  struct ledger_ticket_spec ok = {.id = "c", .event_id = "e1"};
+  th_cmd(&c, LEDGER_OP_TICKET_CREATE, "good", 3000);
+  c.u.tickets.v = &ok;
+  c.u.tickets.n = 1;
+  ledger_cmd_encode(&c, &w2);
+  struct gm_slice cmds[3] = {{(uint8_t *)w1.sb.data, w1.sb.size},
+                             {(uint8_t *)w2.sb.data, w2.sb.size},
+                             {(const uint8_t *)"\x81\xa1x\x01", 4}};
+  struct ledger_result res[3];
+  cr_assert_eq(ledger_apply_batch(l, cmds, 3, res), 0);
+  cr_assert_eq(res[0].rc, GM_EINVAL);
+  cr_assert_eq(res[1].rc, 0);
+  cr_assert_eq(res[2].rc, GM_EDECODE);
+  struct ledger_rd *rd;
+  struct ledger_ticket t;
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_ticket_get(rd, "a", &t), GM_ENOTFOUND, "half of a failed command leaked");
+  cr_assert_eq(ledger_ticket_get(rd, "c", &t), 0);
+  ledger_rd_end(rd);
+  mpk_w_free(&w1);
+  mpk_w_free(&w2);
+}
+
+Test(ledger, snapshot_restore_roundtrip_and_hash) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  struct ledger_result r;
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  uint8_t h1[32], h2[32];
+  cr_assert_eq(ledger_hash(l, h1), 0);
+  struct gm_buf snap;
+  gm_buf_init(&snap);
+  cr_assert_eq(ledger_snapshot(l, &snap), 0);
+
+  char *d2 = th_tmpdir();
+  struct ledger *l2 = th_ledger(d2);
+  cr_assert_eq(th_event(l2, "other", 0), 0);
+  cr_assert_eq(ledger_restore(l2, snap.ptr, snap.len), 0);
+  cr_assert_eq(ledger_hash(l2, h2), 0);
+  cr_assert_arr_eq(h1, h2, 32);
+  struct ledger_rd *rd;
+  struct ledger_event e;
+  cr_assert_eq(ledger_rd_begin(l2, &rd), 0);
+  cr_assert_eq(ledger_event_get(rd, "other", &e), GM_ENOTFOUND, "restore must replace state");
+  ledger_rd_end(rd);
+
+  /* A truncated or corrupted stream is refused and leaves the state as it was. */
+  cr_assert_eq(ledger_restore(l2, snap.ptr, snap.len - 3), GM_EDECODE);
+  snap.ptr[20] ^= 0xff;
+  cr_assert_neq(ledger_restore(l2, snap.ptr, snap.len), 0);
+  cr_assert_eq(ledger_hash(l2, h2), 0);
+  cr_assert_arr_eq(h1, h2, 32);
+  ledger_close(l2);
+  th_rmdir(d2);
+  gm_buf_free(&snap);
+}
+
+Test(ledger, same_commands_same_hash) {
+  char *d2 = th_tmpdir();
+  struct ledger *l2 = th_ledger(d2);
+  cr_assert_eq(th_event(l2, "e1", LEDGER_POLICY_STRICT), 0);
+  struct ledger_result r;
+  for (int i = 0; i < 2; i++) {
+    struct ledger *x = i ? l2 : l;
+    cr_assert_eq(th_ticket(x, "e1", "t1"), 0);
+    cr_assert_eq(th_redeem(x, "r1", "t1", "north", 1, 7, &r), 0);
+  }
+  uint8_t h1[32], h2[32];
+  cr_assert_eq(ledger_hash(l, h1), 0);
+  cr_assert_eq(ledger_hash(l2, h2), 0);
+  cr_assert_arr_eq(h1, h2, 32);
+  ledger_close(l2);
+  th_rmdir(d2);
+}
+
+Test(ledger, cmd_decode_rejects_garbage) {
+  struct ledger_cmd c;
+  const char *junk[] = {"", "\xc1", "\x90", "\x81\xa2op\x63", "\x81\xa2op\x06"};
+  for (size_t i = 0; i < sizeof junk / sizeof *junk; i++)
+    cr_assert_eq(ledger_cmd_decode(junk[i], strlen(junk[i]) + (i == 0 ? 0 : 0), &c), GM_EDECODE);
+  /* Every truncation of a valid command is refused. */
+  struct mpk_w w;
+  mpk_w_init(&w);
+  th_cmd(&c, LEDGER_OP_REDEEM, "rid", 1);
+  strcpy(c.u.redeem.ticket_id, "t");
+  ledger_cmd_encode(&c, &w);
+  struct ledger_cmd d;
+  cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &d), 0);
+  cr_assert_str_eq(d.u.redeem.ticket_id, "t");
+  for (size_t n = 0; n < w.sb.size; n++)
+    cr_assert_eq(ledger_cmd_decode(w.sb.data, n, &d), GM_EDECODE);
+  mpk_w_free(&w);
+}
