@@ -1,0 +1,87 @@
+/*
+ * method.h — one verification method behind one vtable.
+ *
+ * A method turns a ticket into a credential (generate) and a presented
+ * credential back into a claim on a ticket (verify). Both are pure functions of
+ * their inputs: the ledger snapshot, the time and the random source all come
+ * in through struct method_env, so the simulator runs the same code.
+ *
+ * generate returns a CRED_ISSUE command for the caller to commit and a JSON
+ * object of fields for the client; verify returns a claim that the caller
+ * turns into a REDEEM command (service.h) or a denial. Neither writes.
+ *
+ * Error contract: GM_EINVAL (with env->err set) when the request itself is
+ * malformed (a missing field, a wrong type) — an HTTP 400; any problem with
+ * the credential is a verdict reason in the claim, never an error.
+ */
+#ifndef GM_METHOD_H
+#define GM_METHOD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../ledger/cmd.h"
+#include "../ledger/ledger.h"
+
+#define METHOD_ERR_MAX 160
+
+struct method_config {
+  int64_t qr_ttl_ms;           /* validity of an issuer-signed QR */
+  int64_t holder_window_ms;    /* freshness of a holder-signed QR display */
+  int64_t clock_skew_ms;       /* tolerated gate/issuer clock difference */
+  uint32_t pass_period_s;      /* rotating pass code time step */
+  int64_t key_validity_ms;     /* lifetime of a signing key from its creation */
+  bool enabled_qr;             /* config defaults; the admin toggle overrides */
+  bool enabled_pass;
+};
+
+void method_config_default(struct method_config *c);
+
+struct method_env {
+  struct ledger_rd *rd;
+  int64_t now_ms;
+  const struct method_config *cfg;
+  const uint8_t *seal_key; /* 32 bytes; unseals signing keys */
+  void (*random)(void *arg, void *out, size_t n);
+  void *random_arg;
+  char err[METHOD_ERR_MAX]; /* what was wrong with a GM_EINVAL request */
+};
+
+struct method_issue {
+  struct ledger_cmd cmd; /* CRED_ISSUE; cmd.op == 0 when nothing to commit */
+  json_t *response;      /* owned by the caller after a successful generate */
+};
+
+struct method_claim {
+  int reason; /* LEDGER_REASON_NONE when the credential checks out */
+  char ticket_id[LEDGER_ID_MAX + 1];
+  char cred_id[LEDGER_ID_MAX + 1];
+  uint32_t ticket_version;
+  uint64_t nonce;
+};
+
+struct method {
+  const char *name;
+  int (*generate)(struct method_env *env, const struct ledger_ticket *t, const json_t *params,
+                  struct method_issue *out);
+  int (*verify)(struct method_env *env, const json_t *presented, struct method_claim *out);
+};
+
+/* The registry: every method this build knows, in a stable order. */
+const struct method *method_find(const char *name);
+size_t method_count(void);
+const struct method *method_at(size_t i);
+/* Config default merged with the ledger's toggle. */
+bool method_enabled(struct method_env *env, const char *name);
+
+/* Shared helpers for method implementations. */
+int method__einval(struct method_env *env, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A string field of obj; GM_EINVAL naming the field if missing or not a string. */
+int method__str(struct method_env *env, const json_t *obj, const char *key, const char **out);
+
+extern const struct method method_qr;
+extern const struct method method_pass;
+
+#endif
