@@ -1,0 +1,248 @@
+/*
+ * api_methods.c — the verification endpoints: list a ticket's methods,
+ * generate a credential, verify one (per ticket, or credential-first at
+ * POST /verify, which is what a scanner calls).
+ *
+ * Verify path: local checks on a read snapshot (method.h, service.h); a
+ * denial is answered at once and audited in the next commit; a pass becomes
+ * a REDEEM command whose committed, fsynced result is the verdict.
+ */
+#include <string.h>
+
+#include "../lib/err.h"
+#include "../methods/service.h"
+#include "api.h"
+
+void api_methods_list(struct api_req *ar) {
+  struct ledger_ticket t;
+  if (api_load_ticket(ar, LEDGER_ROLE_STAFF, &t) != 0)
+    return api_done(ar);
+  struct method_env env;
+  int rc = node_env_begin(ar->node, &env);
+  if (rc != 0) {
+    api_error(ar, rc, NULL);
+    return api_done(ar);
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; i < method_count(); i++) {
+    const char *name = method_at(i)->name;
+    json_array_append_new(arr, json_pack("{s:s, s:b}", "name", name, "enabled",
+                                         method_enabled(&env, name)));
+  }
+  node_env_end(&env);
+  api_reply_json(ar, 200, json_pack("{s:o}", "methods", arr));
+  api_done(ar);
+}
+
+struct gen_state {
+  json_t *response;
+};
+
+static void gen_committed(struct api_req *ar, const struct ledger_result *res) {
+  struct gen_state *st = ar->state;
+  if (res->rc == GM_ESTATE)
+    api_problem(ar, 409, "conflict", "the ticket changed meanwhile; generate again");
+  else if (res->rc == GM_EEXIST)
+    api_problem(ar, 409, "conflict", "the credential is bound to another ticket");
+  else if (res->rc != 0)
+    api_error(ar, res->rc, NULL);
+  else {
+    json_object_set_new(st->response, "method", json_string(ar->params[1]));
+    json_object_set_new(st->response, "ticket_id", json_string(ar->params[0]));
+    api_reply_json(ar, 200, st->response);
+    st->response = NULL;
+  }
+  json_decref(st->response);
+  free(st);
+  api_done(ar);
+}
+
+void api_methods_generate(struct api_req *ar) {
+  struct ledger_ticket t;
+  if (api_load_ticket(ar, LEDGER_ROLE_ORGANIZER, &t) != 0)
+    return api_done(ar);
+  const struct method *m = method_find(ar->params[1]);
+  if (m == NULL) {
+    api_problem(ar, 404, "not_found", "no method %s", ar->params[1]);
+    return api_done(ar);
+  }
+  if (t.status == LEDGER_TICKET_USED || t.status == LEDGER_TICKET_REVOKED) {
+    api_problem(ar, 409, "conflict", "the ticket is %s", ledger_status_str(t.status));
+    return api_done(ar);
+  }
+  struct method_env env;
+  int rc = node_env_begin(ar->node, &env);
+  if (rc != 0) {
+    api_error(ar, rc, NULL);
+    return api_done(ar);
+  }
+  if (!method_enabled(&env, m->name)) {
+    node_env_end(&env);
+    api_problem(ar, 403, "method_disabled", "method %s is disabled", m->name);
+    return api_done(ar);
+  }
+  struct method_issue is;
+  memset(&is, 0, sizeof is);
+  rc = m->generate(&env, &t, ar->body, &is);
+  node_env_end(&env);
+  if (rc != 0) {
+    api_error(ar, rc, rc == GM_EINVAL ? env.err : NULL);
+    return api_done(ar);
+  }
+  struct gen_state *st = calloc(1, sizeof *st);
+  st->response = is.response;
+  ar->state = st;
+  struct ledger_cmd *c = &is.cmd;
+  node_cmd_init(ar->node, c, c->op, ar->rid, ar->who.user_id);
+  api_commit(ar, c, gen_committed);
+}
+
+struct verify_state {
+  char method[LEDGER_METHOD_MAX + 1];
+  char gate[LEDGER_GATE_MAX + 1];
+  char ticket_id[LEDGER_ID_MAX + 1];
+};
+
+static void reply_verdict(struct api_req *ar, const struct verify_state *st, int reason,
+                          int64_t decided_ms, const struct ledger_use *first_use) {
+  struct node_metrics *m = &ar->node->metrics;
+  if (reason == LEDGER_REASON_NONE)
+    m->verify_admitted++;
+  else
+    m->verify_denied++;
+  if (reason >= 0 && reason < LEDGER_REASON__COUNT)
+    m->reasons[reason]++;
+  json_t *v = json_pack("{s:b, s:s, s:b, s:s, s:I}", "admitted", reason == LEDGER_REASON_NONE,
+                        "method", st->method, "provisional", 0, "gate", st->gate, "decided_ms",
+                        (json_int_t)decided_ms);
+  if (v == NULL)
+    return api_reply_json(ar, 500, NULL);
+  if (reason != LEDGER_REASON_NONE)
+    json_object_set_new(v, "reason", json_string(ledger_reason_str(reason)));
+  if (st->ticket_id[0])
+    json_object_set_new(v, "ticket_id", json_string(st->ticket_id));
+  if (first_use)
+    json_object_set_new(v, "first_use",
+                        json_pack("{s:s, s:s, s:I}", "gate", first_use->gate, "method",
+                                  first_use->method, "used_ms", (json_int_t)first_use->used_ms));
+  api_reply_json(ar, 200, v);
+}
+
+static void verify_committed(struct api_req *ar, const struct ledger_result *res) {
+  struct verify_state *st = ar->state;
+  if (res->rc != 0)
+    api_error(ar, res->rc, "the admission could not be recorded; do not admit");
+  else
+    reply_verdict(ar, st, res->reason, res->decided_ms,
+                  res->has_first_use ? &res->first_use : NULL);
+  free(st);
+  api_done(ar);
+}
+
+/* Token bucket per client address, in a fixed table: a flood from many
+ * addresses evicts buckets instead of growing memory. */
+static bool rate_ok(struct node *n, const char *ip) {
+  uint32_t rate = n->cfg.verify_rate_per_s;
+  if (rate == 0)
+    return true;
+  uint64_t tag = 1469598103934665603ULL;
+  for (const char *p = ip; *p; p++)
+    tag = (tag ^ (uint8_t)*p) * 1099511628211ULL;
+  tag |= 1;
+  struct rate_slot *s = &n->rate[tag % RATE_SLOTS];
+  int64_t now = node_now_ms();
+  if (s->tag != tag) {
+    s->tag = tag;
+    s->tokens = rate;
+    s->last_ms = now;
+  }
+  s->tokens += (double)(now - s->last_ms) * rate / 1000.0;
+  if (s->tokens > rate)
+    s->tokens = rate;
+  s->last_ms = now;
+  if (s->tokens < 1)
+    return false;
+  s->tokens -= 1;
+  return true;
+}
+
+static void verify_common(struct api_req *ar, const char *method, json_t *presented,
+                          const char *gate, const char *hint) {
+  struct node *n = ar->node;
+  if (!rate_ok(n, ar->ip)) {
+    api_problem(ar, 429, "rate_limited", "too many verifications from %s", ar->ip);
+    return api_done(ar);
+  }
+  if (gate == NULL)
+    gate = n->cfg.gate;
+  if (api_check_len(ar, "gate", gate, LEDGER_GATE_MAX, true) != 0)
+    return api_done(ar);
+  struct method_env env;
+  int rc = node_env_begin(n, &env);
+  if (rc != 0) {
+    api_error(ar, rc, NULL);
+    return api_done(ar);
+  }
+  struct verify_outcome out;
+  rc = verify_service_check(&env, method, presented, hint, &out);
+  node_env_end(&env);
+  if (rc == GM_ENOTFOUND) {
+    api_problem(ar, 404, "not_found", "no method %s", method);
+    return api_done(ar);
+  }
+  if (rc != 0) {
+    api_error(ar, rc, rc == GM_EINVAL ? env.err : NULL);
+    return api_done(ar);
+  }
+  struct verify_state *st = calloc(1, sizeof *st);
+  strncpy(st->method, method, LEDGER_METHOD_MAX);
+  strcpy(st->gate, gate);
+  memcpy(st->ticket_id, out.claim.ticket_id, sizeof st->ticket_id);
+  if (!out.propose) {
+    struct ledger_audit a;
+    memset(&a, 0, sizeof a);
+    a.time_ms = env.now_ms;
+    strcpy(a.gate, gate);
+    strcpy(a.method, st->method);
+    strcpy(a.ticket_id, st->ticket_id);
+    strcpy(a.action, "verify");
+    strcpy(a.result, "denied");
+    strcpy(a.reason, ledger_reason_str(out.claim.reason));
+    strcpy(a.device, ar->device);
+    strcpy(a.ip, ar->ip);
+    commit_audit(&n->commit, &a);
+    reply_verdict(ar, st, out.claim.reason, env.now_ms,
+                  out.has_first_use ? &out.first_use : NULL);
+    free(st);
+    return api_done(ar);
+  }
+  struct ledger_cmd *c = &out.redeem;
+  node_cmd_init(n, c, LEDGER_OP_REDEEM, ar->rid, ar->who.user_id);
+  c->ts_ms = env.now_ms;
+  strcpy(c->gate, gate);
+  strcpy(c->u.redeem.device, ar->device);
+  strcpy(c->u.redeem.ip, ar->ip);
+  ar->state = st;
+  api_commit(ar, c, verify_committed);
+}
+
+void api_methods_verify(struct api_req *ar) {
+  json_t *presented;
+  const char *gate = NULL;
+  if (api_unpack(ar, "{s:o, s?s}", "presented_data", &presented, "gate", &gate) != 0)
+    return api_done(ar);
+  verify_common(ar, ar->params[1], presented, gate, ar->params[0]);
+}
+
+void api_verify(struct api_req *ar) {
+  json_t *presented;
+  const char *method, *gate = NULL;
+  if (api_unpack(ar, "{s:s, s:o, s?s}", "method", &method, "presented_data", &presented, "gate",
+                 &gate) != 0)
+    return api_done(ar);
+  if (strlen(method) > LEDGER_METHOD_MAX) {
+    api_problem(ar, 404, "not_found", "no such method");
+    return api_done(ar);
+  }
+  verify_common(ar, method, presented, gate, NULL);
+}

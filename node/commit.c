@@ -1,0 +1,190 @@
+/*
+ * commit.c — the group-commit pipeline (see commit.h).
+ */
+#include "commit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/assert.h"
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "../lib/mpk.h"
+
+static void on_check(uv_check_t *h);
+
+int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger) {
+  memset(q, 0, sizeof *q);
+  q->loop = loop;
+  q->ledger = ledger;
+  q->cap_pending = 1024;
+  q->pending = calloc(q->cap_pending, sizeof *q->pending);
+  q->slices = calloc(COMMIT_BATCH_MAX + 1, sizeof *q->slices);
+  q->results = calloc(COMMIT_BATCH_MAX + 1, sizeof *q->results);
+  q->inflight = calloc(COMMIT_BATCH_MAX + 1, sizeof *q->inflight);
+  q->audit = calloc(LEDGER_AUDIT_BATCH_MAX, sizeof *q->audit);
+  if (!q->pending || !q->slices || !q->results || !q->inflight || !q->audit) {
+    commit_close(q);
+    return GM_ENOMEM;
+  }
+  uv_check_init(loop, &q->check);
+  q->check.data = q;
+  return 0;
+}
+
+static int push(struct commit_queue *q, uint8_t *cmd, size_t len, commit_cb cb, void *arg) {
+  if (q->n_pending == q->cap_pending) {
+    if (q->cap_pending >= COMMIT_QUEUE_MAX)
+      return GM_ELIMIT;
+    size_t cap = q->cap_pending * 2;
+    struct commit_item *p = realloc(q->pending, cap * sizeof *p);
+    if (p == NULL)
+      return GM_ENOMEM;
+    q->pending = p;
+    q->cap_pending = cap;
+  }
+  q->pending[q->n_pending++] = (struct commit_item){.cmd = cmd, .len = len, .cb = cb, .arg = arg};
+  if (!q->busy)
+    uv_check_start(&q->check, on_check);
+  return 0;
+}
+
+int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb cb, void *arg) {
+  if (q->closing)
+    return GM_ESHUTDOWN;
+  if (q->n_pending >= COMMIT_QUEUE_MAX)
+    return GM_ELIMIT;
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(c, &w);
+  int rc = push(q, (uint8_t *)w.sb.data, w.sb.size, cb, arg);
+  if (rc != 0)
+    mpk_w_free(&w);
+  return rc;
+}
+
+static void flush_audit(struct commit_queue *q, int64_t ts) {
+  if (q->n_audit == 0)
+    return;
+  struct ledger_cmd c;
+  memset(&c, 0, sizeof c);
+  c.op = LEDGER_OP_AUDIT_BATCH;
+  c.ts_ms = ts;
+  c.u.audit.v = q->audit;
+  c.u.audit.n = q->n_audit;
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(&c, &w);
+  if (push(q, (uint8_t *)w.sb.data, w.sb.size, NULL, NULL) != 0) {
+    GM_WARN("audit entries dropped: commit queue full", "count=%u", q->n_audit);
+    mpk_w_free(&w);
+  }
+  q->n_audit = 0;
+}
+
+void commit_audit(struct commit_queue *q, const struct ledger_audit *a) {
+  if (q->n_audit == LEDGER_AUDIT_BATCH_MAX)
+    flush_audit(q, a->time_ms);
+  q->audit[q->n_audit++] = *a;
+  if (!q->busy)
+    uv_check_start(&q->check, on_check);
+}
+
+static void work_apply(uv_work_t *w) {
+  struct commit_queue *q = w->data;
+  q->batch_rc = ledger_apply_batch(q->ledger, q->slices, q->n_inflight, q->results);
+}
+
+static void start_batch(struct commit_queue *q);
+
+static void work_done(uv_work_t *w, int status) {
+  struct commit_queue *q = w->data;
+  GM_ASSERT(status == 0);
+  q->stats.batches++;
+  q->stats.commands += q->n_inflight;
+  if (q->n_inflight > q->stats.batch_max)
+    q->stats.batch_max = q->n_inflight;
+  if (q->batch_rc != 0) {
+    q->stats.failed_batches++;
+    GM_ERROR("commit failed", "err=%s commands=%zu", gm_err_code(q->batch_rc), q->n_inflight);
+  } else {
+    q->stats.applied += q->n_inflight;
+  }
+  size_t n = q->n_inflight;
+  q->n_inflight = 0;
+  q->busy = false;
+  for (size_t i = 0; i < n; i++) {
+    struct commit_item *it = &q->inflight[i];
+    if (it->cb)
+      it->cb(it->arg, &q->results[i]);
+    free(it->cmd);
+  }
+  /* What arrived during the fsync is the next group: start it now rather than
+   * wait for another loop iteration. */
+  if (q->n_pending > 0 || q->n_audit > 0)
+    start_batch(q);
+  else if (q->closing && q->on_idle)
+    q->on_idle(q->on_idle_arg);
+}
+
+static void start_batch(struct commit_queue *q) {
+  GM_ASSERT(!q->busy);
+  if (q->n_audit > 0 && q->n_pending < COMMIT_BATCH_MAX) {
+    int64_t ts = q->audit[q->n_audit - 1].time_ms;
+    flush_audit(q, ts);
+  }
+  size_t n = q->n_pending < COMMIT_BATCH_MAX ? q->n_pending : COMMIT_BATCH_MAX;
+  if (n == 0)
+    return;
+  memcpy(q->inflight, q->pending, n * sizeof *q->pending);
+  memmove(q->pending, q->pending + n, (q->n_pending - n) * sizeof *q->pending);
+  q->n_pending -= n;
+  q->n_inflight = n;
+  for (size_t i = 0; i < n; i++)
+    q->slices[i] = (struct gm_slice){q->inflight[i].cmd, q->inflight[i].len};
+  q->busy = true;
+  q->work.data = q;
+  int rc = uv_queue_work(q->loop, &q->work, work_apply, work_done);
+  GM_ASSERT(rc == 0);
+}
+
+static void on_check(uv_check_t *h) {
+  struct commit_queue *q = h->data;
+  uv_check_stop(&q->check);
+  if (!q->busy)
+    start_batch(q);
+}
+
+bool commit_idle(const struct commit_queue *q) {
+  return !q->busy && q->n_pending == 0 && q->n_audit == 0;
+}
+
+void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg) {
+  q->closing = true;
+  q->on_idle = done;
+  q->on_idle_arg = arg;
+  if (commit_idle(q)) {
+    done(arg);
+    return;
+  }
+  if (!q->busy)
+    start_batch(q);
+}
+
+void commit_close(struct commit_queue *q) {
+  GM_ASSERT(!q->busy);
+  if (q->check.loop)
+    uv_close((uv_handle_t *)&q->check, NULL);
+  for (size_t i = 0; i < q->n_pending; i++)
+    free(q->pending[i].cmd);
+  free(q->pending);
+  free(q->slices);
+  free(q->results);
+  free(q->inflight);
+  free(q->audit);
+  q->pending = NULL;
+  q->slices = NULL;
+  q->results = NULL;
+  q->inflight = NULL;
+  q->audit = NULL;
+}

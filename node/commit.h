@@ -1,0 +1,80 @@
+/*
+ * commit.h — group commit of ledger commands on the node's loop.
+ *
+ * Commands submitted during one loop iteration are applied together at its
+ * check phase in one LMDB write transaction, on a worker thread, with one
+ * fsync. While that batch is on the disk the loop keeps serving, and what
+ * arrives meanwhile forms the next batch, so throughput is (commands per
+ * batch) x (fsyncs per second) rather than one command per fsync.
+ *
+ * Each submit's callback runs exactly once on the loop thread, after its
+ * batch committed (durable) or failed; if commit_submit returns an error the
+ * callback never runs. Audit entries ride along in the next batch as one
+ * AUDIT_BATCH command, with no callback.
+ */
+#ifndef GM_NODE_COMMIT_H
+#define GM_NODE_COMMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../ledger/ledger.h"
+
+/* Commands in one transaction; more wait for the next. Bounds the time one
+ * transaction holds the writer and the size of its dirty page set. */
+#define COMMIT_BATCH_MAX 4096
+/* Commands waiting; past this submit answers GM_ELIMIT (HTTP 503). */
+#define COMMIT_QUEUE_MAX 65536
+
+typedef void (*commit_cb)(void *arg, const struct ledger_result *res);
+
+struct commit_item {
+  uint8_t *cmd;
+  size_t len;
+  commit_cb cb;
+  void *arg;
+  struct ledger_result res;
+};
+
+struct commit_stats {
+  uint64_t batches;
+  uint64_t commands;
+  uint64_t failed_batches;
+  uint64_t batch_max;
+  uint64_t applied; /* commands applied since start (the local applied index) */
+};
+
+struct commit_queue {
+  uv_loop_t *loop;
+  struct ledger *ledger;
+  struct commit_item *pending;
+  size_t n_pending;
+  size_t cap_pending;
+  struct commit_item *inflight;
+  size_t n_inflight;
+  struct gm_slice *slices;
+  struct ledger_result *results;
+  int batch_rc;
+  bool busy;
+  bool closing;
+  uv_check_t check;
+  uv_work_t work;
+  struct ledger_audit *audit;
+  uint32_t n_audit;
+  struct commit_stats stats;
+  void (*on_idle)(void *arg); /* called when closing and nothing is left */
+  void *on_idle_arg;
+};
+
+int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger);
+/* Encodes c and queues it. GM_ELIMIT when the queue is full, GM_ESHUTDOWN
+ * after commit_drain. */
+int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb cb, void *arg);
+void commit_audit(struct commit_queue *q, const struct ledger_audit *a);
+/* Stops taking commands; calls done once everything queued has committed. */
+void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg);
+void commit_close(struct commit_queue *q);
+bool commit_idle(const struct commit_queue *q);
+
+#endif

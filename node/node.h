@@ -1,0 +1,97 @@
+/*
+ * node.h — the gate node: one libuv loop holding the ledger, the commit
+ * pipeline, the HTTP server and the auth state. Only node/ touches sockets,
+ * h2o and the wall clock; everything it decides with is in ledger/ and
+ * methods/, fed the time through struct method_env.
+ */
+#ifndef GM_NODE_H
+#define GM_NODE_H
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../ledger/ledger.h"
+#include "../methods/method.h"
+#include "commit.h"
+#include "config.h"
+
+#define AUTH_CACHE_SLOTS 4096
+#define RATE_SLOTS 4096
+
+struct auth_who {
+  char user_id[LEDGER_ID_MAX + 1];
+  char username[LEDGER_ID_MAX + 1];
+  int role;
+  int64_t exp_ms;
+};
+
+struct auth_cache_slot {
+  uint64_t tag;
+  struct auth_who who;
+};
+
+struct rate_slot {
+  uint64_t tag;
+  double tokens;
+  int64_t last_ms;
+};
+
+struct node_metrics {
+  uint64_t http_requests;
+  uint64_t http_status[6]; /* by class: [2]=2xx ... [5]=5xx */
+  uint64_t verify_admitted;
+  uint64_t verify_denied;
+  uint64_t reasons[LEDGER_REASON__COUNT];
+  uint64_t auth_cache_hits;
+  uint64_t auth_cache_misses;
+};
+
+struct node_handler {
+  h2o_handler_t super;
+  struct node *node;
+};
+
+struct node {
+  struct node_config cfg;
+  uv_loop_t *loop;
+  struct ledger *ledger;
+  struct commit_queue commit;
+  uint8_t cluster_key[32];
+  uint8_t seal_key[32];
+  uint8_t cache_key[16];
+  h2o_globalconf_t h2o_config;
+  h2o_context_t h2o_ctx;
+  h2o_accept_ctx_t accept_ctx;
+  uv_tcp_t listener;
+  SSL_CTX *ssl;
+  struct auth_cache_slot *auth_cache;
+  struct rate_slot *rate;
+  struct node_metrics metrics;
+  uv_signal_t sig_int;
+  uv_signal_t sig_term;
+  uv_timer_t stop_timer;
+  bool stopping;
+  int64_t started_ms;
+};
+
+int64_t node_now_ms(void);
+/* A method environment over a fresh read snapshot; end it with node_env_end. */
+int node_env_begin(struct node *n, struct method_env *env);
+void node_env_end(struct method_env *env);
+/* Fills the fields every command carries: a request id, time, gate, actor. */
+void node_cmd_init(struct node *n, struct ledger_cmd *c, int op, const char *rid,
+                   const char *actor);
+void node_random(void *arg, void *out, size_t n);
+
+int node_start(struct node *n);
+/* Stops accepting, drains the commit queue, stops the loop. */
+void node_stop(struct node *n);
+void node_cleanup(struct node *n);
+
+/* First start: creates the admin account and the first signing key. */
+int node_bootstrap(struct node *n);
+
+#endif
