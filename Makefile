@@ -57,6 +57,7 @@ test-integration: all
 
 # Everything twice: the optimised build, then ASan+UBSan (abort on any report).
 test: deps
+	@mkdir -p build && : > build/test-counts
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory B=build/san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \

@@ -399,8 +399,24 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
   return audit_append(l, txn, &a);
 }
 
+static const char *subject_id(const struct ledger_cmd *c) {
+  switch (c->op) {
+  case LEDGER_OP_EVENT_CREATE: return c->u.event.id;
+  case LEDGER_OP_TICKET_CREATE: return c->u.tickets.v[0].id;
+  case LEDGER_OP_TICKET_TRANSFER: return c->u.transfer.ticket_id;
+  case LEDGER_OP_TICKET_REVOKE: return c->u.revoke.ticket_id;
+  case LEDGER_OP_CRED_ISSUE: return c->u.cred.id;
+  case LEDGER_OP_REDEEM: return c->u.redeem.ticket_id;
+  case LEDGER_OP_USER_ADD: return c->u.user.id;
+  case LEDGER_OP_OVERRIDE: return c->u.override.ticket_id;
+  default: return "";
+  }
+}
+
 static int dispatch(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                     struct ledger_result *res) {
+  const char *id = subject_id(c);
+  gm_strlcpy(res->id, sizeof res->id, id, strlen(id));
   switch (c->op) {
   case LEDGER_OP_EVENT_CREATE: return apply_event(l, txn, c);
   case LEDGER_OP_TICKET_CREATE: return apply_tickets(l, txn, c, res);

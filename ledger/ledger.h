@@ -47,6 +47,7 @@ struct ledger_result {
   bool has_first_use;
   struct ledger_use first_use;
   uint32_t count;   /* tickets created */
+  char id[LEDGER_ID_MAX + 1]; /* what the command created or acted on */
   uint32_t version; /* ticket version after the command */
 };
 

@@ -202,8 +202,9 @@ fail:
 }
 
 void ledger__result_enc(struct mpk_w *w, const struct ledger_result *r) {
-  mpk_map(w, 9);
+  mpk_map(w, 10);
   mpk_kv_i64(w, "rc", r->rc);
+  mpk_kv_str(w, "id", r->id);
   mpk_kv_u64(w, "why", (uint64_t)r->reason);
   mpk_kv_i64(w, "t", r->decided_ms);
   mpk_kv_bool(w, "fu", r->has_first_use);
@@ -232,6 +233,7 @@ int ledger__result_dec(const void *p, size_t n, struct ledger_result *r) {
   TRY(mpk_get_i64(d.root, "ft", &r->first_use.used_ms));
   TRY(mpk_get_u32(d.root, "n", &r->count));
   TRY(mpk_get_u32(d.root, "v", &r->version));
+  TRY(mpk_get_str(d.root, "id", r->id, sizeof r->id));
   mpk_doc_free(&d);
   return 0;
 fail:

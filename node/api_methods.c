@@ -183,6 +183,22 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
     api_error(ar, rc, NULL);
     return api_done(ar);
   }
+  struct ledger_result first;
+  if (ar->has_idem_key && ledger_dedup_get(env.rd, ar->rid, &first) == 0) {
+    /* A retry of a verify whose reply was lost: the first verdict stands,
+     * even though the ticket now reads as used. */
+    node_env_end(&env);
+    struct verify_state st = {0};
+    strncpy(st.method, method, LEDGER_METHOD_MAX);
+    strcpy(st.gate, gate);
+    memcpy(st.ticket_id, first.id, sizeof st.ticket_id);
+    if (first.rc != 0)
+      api_error(ar, first.rc, NULL);
+    else
+      reply_verdict(ar, &st, first.reason, first.decided_ms,
+                    first.has_first_use ? &first.first_use : NULL);
+    return api_done(ar);
+  }
   struct verify_outcome out;
   rc = verify_service_check(&env, method, presented, hint, &out);
   node_env_end(&env);

@@ -93,8 +93,16 @@ static void event_committed(struct api_req *ar, const struct ledger_result *res)
   else if (res->rc != 0)
     api_error(ar, res->rc, NULL);
   else {
-    st->e.created_ms = res->decided_ms;
-    api_reply_json(ar, 201, api_event_json(&st->e));
+    struct ledger_rd *rd;
+    int rc = ledger_rd_begin(ar->node->ledger, &rd);
+    if (rc == 0) {
+      rc = ledger_event_get(rd, res->id, &st->e);
+      ledger_rd_end(rd);
+    }
+    if (rc == 0)
+      api_reply_json(ar, 201, api_event_json(&st->e));
+    else
+      api_error(ar, rc, NULL);
   }
   free(st);
   api_done(ar);
@@ -210,7 +218,7 @@ static void tickets_committed(struct api_req *ar, const struct ledger_result *re
   else if (res->rc != 0)
     api_error(ar, res->rc, NULL);
   else if (!st->batch)
-    reply_ticket(ar, 201, st->v[0].id);
+    reply_ticket(ar, 201, res->id); /* a retried request's id is the first one's */
   else {
     json_t *ids = json_array();
     for (uint32_t i = 0; i < st->n; i++)

@@ -10,7 +10,7 @@ PKGS=(
   libh2o-dev libssl-dev libjansson-dev
   libqrencode-dev libpng-dev libzbar-dev zbar-tools libnfc-dev
   libcriterion-dev
-  wrk curl iproute2 nftables
+  wrk curl jq openssl iproute2 nftables libcurl4-openssl-dev
 )
 BACKPORTS_PKGS=(libraft-dev)
 
