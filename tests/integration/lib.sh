@@ -68,6 +68,28 @@ status_of() { echo "${1%% *}"; }
 body_of() { echo "${1#* }"; }
 jf() { body_of "$1" | jq -r "$2"; }
 
+# finish: stops every gate with SIGTERM (a clean exit is part of the test),
+# fails on any sanitizer report in any gate's log, prints the counts.
+finish() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null || continue
+    kill -TERM "$p"
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$p" 2>/dev/null && { FAIL=$((FAIL + 1)); echo "FAIL: gate $p ignored SIGTERM"; }
+  done
+  local reports
+  reports=$(grep -lE "AddressSanitizer|LeakSanitizer|runtime error:|assertion failed" \
+    $(find "$TMP" -name 'log*' -type f) 2>/dev/null)
+  if [ -n "$reports" ]; then
+    FAIL=$((FAIL + 1)); echo "FAIL: sanitizer or assertion report in a gate log:"
+    for f in $reports; do grep -m5 -A12 -E "Sanitizer|runtime error:|assertion failed" "$f"; done
+  else
+    PASS=$((PASS + 1))
+  fi
+  echo "$PASS passed, $FAIL failed"
+  [ "$FAIL" -eq 0 ]
+}
+
 login() { # login URL USER PASS -> token
   curl -s "$1/auth/login" -d "{\"username\":\"$2\",\"password\":\"$3\"}" | jq -r .token
 }
