@@ -62,6 +62,7 @@ test: deps
 	@$(MAKE) --no-print-directory B=build/san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  test-unit test-integration
+	@GM_RECORD_COUNTS=1 FUZZ_SECONDS=5 bash tests/fuzz/run.sh
 	@bash tests/summary.sh
 
 run: deps all

@@ -57,8 +57,78 @@ void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n) {
   mpk_bin(w, p, n);
 }
 
+static uint64_t be(const uint8_t *p, size_t len) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < len; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int mpk_validate(const uint8_t *p, size_t n) {
+  size_t off = 0;
+  uint64_t items = 1; /* values still to read; each takes at least one byte */
+  while (items > 0) {
+    if (off >= n || items > n - off)
+      return GM_EDECODE;
+    items--;
+    uint8_t t = p[off++];
+    uint64_t count = 0, skip = 0;
+    size_t hdr = 0;
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+      continue;
+    } else if (t >= 0x80 && t <= 0x8f) {
+      count = 2u * (t & 0x0f);
+    } else if (t >= 0x90 && t <= 0x9f) {
+      count = t & 0x0f;
+    } else if (t >= 0xa0 && t <= 0xbf) {
+      skip = t & 0x1f;
+    } else {
+      switch (t) {
+      case 0xc4: case 0xd9: hdr = 1; break;                  /* bin8, str8 */
+      case 0xc5: case 0xda: hdr = 2; break;                  /* bin16, str16 */
+      case 0xc6: case 0xdb: hdr = 4; break;                  /* bin32, str32 */
+      case 0xc7: hdr = 1; skip = 1; break;                   /* ext8 (+type) */
+      case 0xc8: hdr = 2; skip = 1; break;
+      case 0xc9: hdr = 4; skip = 1; break;
+      case 0xca: skip = 4; break;
+      case 0xcb: skip = 8; break;
+      case 0xcc: case 0xd0: skip = 1; break;
+      case 0xcd: case 0xd1: skip = 2; break;
+      case 0xce: case 0xd2: skip = 4; break;
+      case 0xcf: case 0xd3: skip = 8; break;
+      case 0xd4: skip = 2; break;                            /* fixext: type + data */
+      case 0xd5: skip = 3; break;
+      case 0xd6: skip = 5; break;
+      case 0xd7: skip = 9; break;
+      case 0xd8: skip = 17; break;
+      case 0xdc: case 0xdd: case 0xde: case 0xdf: break;
+      default: return GM_EDECODE;                            /* 0xc1: never used */
+      }
+      if (t >= 0xdc) {
+        size_t cl = (t == 0xdc || t == 0xde) ? 2 : 4;
+        if (n - off < cl)
+          return GM_EDECODE;
+        count = be(p + off, cl) * (t >= 0xde ? 2 : 1);
+        off += cl;
+      } else if (hdr) {
+        if (n - off < hdr)
+          return GM_EDECODE;
+        skip += be(p + off, hdr);
+        off += hdr;
+      }
+    }
+    if (skip > n - off)
+      return GM_EDECODE;
+    off += skip;
+    items += count;
+  }
+  return off == n ? 0 : GM_EDECODE;
+}
+
 int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n) {
   size_t off = 0;
+  if (mpk_validate(p, n) != 0)
+    return GM_EDECODE;
   msgpack_unpacked_init(&d->u);
   msgpack_unpack_return r = msgpack_unpack_next(&d->u, p, n, &off);
   if (r != MSGPACK_UNPACK_SUCCESS || off != n ||

@@ -48,6 +48,13 @@ struct mpk_doc {
   const msgpack_object *root;
 };
 
+/* Checks that p[0..n) is exactly one well-formed msgpack value whose
+ * every declared container size fits in the bytes that remain. msgpack-c
+ * allocates a container from its declared size before reading the elements,
+ * so 8 hostile bytes could otherwise ask for 128 GiB; this walk allocates
+ * nothing and is linear in n. */
+int mpk_validate(const uint8_t *p, size_t n);
+
 /* Parses exactly one msgpack value filling all of p[0..n); it must be a map.
  * On success the caller must call mpk_doc_free. On failure nothing is held. */
 int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n);

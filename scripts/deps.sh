@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential pkg-config clang llvm
+  build-essential pkg-config clang llvm libclang-rt-14-dev
   libuv1-dev liblmdb-dev libmsgpack-dev libsodium-dev
   libh2o-dev libssl-dev libjansson-dev
   libqrencode-dev libpng-dev libzbar-dev zbar-tools libnfc-dev

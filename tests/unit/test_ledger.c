@@ -7,6 +7,7 @@
 
 #include "helpers.h"
 #include "lib/err.h"
+#include "lib/mpk.h"
 
 static char *dir;
 static struct ledger *l;
@@ -235,4 +236,21 @@ Test(ledger, cmd_decode_rejects_garbage) {
   for (size_t n = 0; n < w.sb.size; n++)
     cr_assert_eq(ledger_cmd_decode(w.sb.data, n, &d), GM_EDECODE);
   mpk_w_free(&w);
+}
+
+Test(ledger, hostile_container_sizes_are_refused_before_allocation) {
+  /* 8 bytes declaring a 0xdddddddd-entry array: msgpack-c alone would try to
+   * allocate ~128 GiB for it. */
+  static const uint8_t hostile[] = {0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0x8a, 0x01, 0x00};
+  struct ledger_cmd c;
+  cr_assert_eq(ledger_cmd_decode(hostile, sizeof hostile, &c), GM_EDECODE);
+  static const uint8_t map32[] = {0xdf, 0x7f, 0xff, 0xff, 0xff, 0x01};
+  cr_assert_eq(mpk_validate(map32, sizeof map32), GM_EDECODE);
+  static const uint8_t str32[] = {0x81, 0xdb, 0xff, 0xff, 0xff, 0xf0, 'a'};
+  cr_assert_eq(mpk_validate(str32, sizeof str32), GM_EDECODE);
+  static const uint8_t ok[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'b', 0x92, 0xc0, 0xcd, 0x01, 0x02};
+  cr_assert_eq(mpk_validate(ok, sizeof ok), 0);
+  cr_assert_eq(mpk_validate(ok, sizeof ok - 1), GM_EDECODE);
+  static const uint8_t never_used[] = {0xc1};
+  cr_assert_eq(mpk_validate(never_used, 1), GM_EDECODE);
 }

@@ -1,0 +1,98 @@
+/* seeds.c — writes one valid input per fuzz target into its corpus folder, so
+ * fuzzing starts from inputs that reach deep into each parser. */
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/jws.h"
+#include "ledger/cmd.h"
+#include "methods/pass.h"
+#include "methods/qr.h"
+#include "methods/qr_image.h"
+
+static void put(const char *dir, const char *name, const void *p, size_t n) {
+  char path[512];
+  mkdir(dir, 0755);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fwrite(p, 1, n, f);
+    fclose(f);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || sodium_init() < 0)
+    return 2;
+  char d[400];
+  uint8_t pk[32], sk[64];
+  crypto_sign_seed_keypair(pk, sk, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+  char text[QR_TEXT_MAX];
+  qr_issue(text, sizeof text, 1, sk, 1, 4000000000u, 1, "t1", NULL);
+  snprintf(d, sizeof d, "%s/qr", argv[1]);
+  put(d, "ticket", text, strlen(text));
+  char cred[QR_TEXT_MAX], show[QR_TEXT_MAX];
+  qr_issue(cred, sizeof cred, 1, sk, 1, 4000000000u, 1, "t1", pk);
+  qr_holder_show(show, sizeof show, cred, sk, 5);
+  put(d, "holder", show, strlen(show));
+
+  char code[PASS_CODE_MAX + 1];
+  pass_code_make(code, pk, "0123456789abcdef0123456789abcdef", 12345);
+  snprintf(d, sizeof d, "%s/pass", argv[1]);
+  put(d, "code", code, strlen(code));
+
+  char jws[GM_JWS_MAX];
+  json_t *claims = json_pack("{s:s, s:i}", "sub", "u-1", "exp", 99);
+  long n = gm_jws_sign(jws, sizeof jws, "k1", "JWT", claims, sk);
+  json_decref(claims);
+  snprintf(d, sizeof d, "%s/jws", argv[1]);
+  put(d, "token", jws, (size_t)n);
+
+  struct ledger_cmd c = {.op = LEDGER_OP_REDEEM, .ts_ms = 5};
+  strcpy(c.rid, "r1");
+  strcpy(c.u.redeem.ticket_id, "t1");
+  strcpy(c.u.redeem.method, "qr");
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(&c, &w);
+  snprintf(d, sizeof d, "%s/cmd", argv[1]);
+  put(d, "redeem", w.sb.data, w.sb.size);
+  struct ledger_ticket_spec s = {.id = "t2", .event_id = "e1", .holder = "h"};
+  memset(&c, 0, sizeof c);
+  c.op = LEDGER_OP_TICKET_CREATE;
+  c.u.tickets.v = &s;
+  c.u.tickets.n = 1;
+  mpk_w_reset(&w);
+  ledger_cmd_encode(&c, &w);
+  put(d, "tickets", w.sb.data, w.sb.size);
+  mpk_w_free(&w);
+
+  uint8_t *px;
+  uint32_t side;
+  qr_render_gray("HELLO", &px, &side);
+  snprintf(d, sizeof d, "%s/image", argv[1]);
+  char hdr[64];
+  int hl = snprintf(hdr, sizeof hdr, "P5\n%u %u\n255\n", side, side);
+  FILE *f;
+  char path[512];
+  mkdir(d, 0755);
+  snprintf(path, sizeof path, "%s/code.pgm", d);
+  if ((f = fopen(path, "wb"))) {
+    fwrite(hdr, 1, (size_t)hl, f);
+    fwrite(px, 1, (size_t)side * side, f);
+    fclose(f);
+  }
+  free(px);
+
+  snprintf(d, sizeof d, "%s/request", argv[1]);
+  char req[1024];
+  int rl = snprintf(req, sizeof req, "{\"method\":\"qr\",\"presented_data\":{\"payload\":\"%s\"}}", text);
+  put(d, "qr", req, (size_t)rl);
+  rl = snprintf(req, sizeof req, "{\"method\":\"pass\",\"presented_data\":{\"code\":\"%s\"}}", code);
+  put(d, "pass", req, (size_t)rl);
+  snprintf(d, sizeof d, "%s/snapshot", argv[1]);
+  put(d, "empty", "GMSNAP1\n", 8);
+  return 0;
+}
