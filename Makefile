@@ -49,6 +49,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
 
+BENCH_BIN := $(B)/bench/bench_core $(B)/bench/hello $(B)/bench/mkcreds
+$(B)/bench/%: bench/%.c $(B)/libgmcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG)
+
 test-unit: all
 	@bash tests/run_unit.sh $(B)
 
@@ -69,7 +74,7 @@ run: deps all
 	@bash scripts/run.sh $(B)
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@bash bench/run.sh $(B)
 
 fuzz: deps

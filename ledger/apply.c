@@ -1,11 +1,20 @@
 /*
  * apply.c — ledger_apply_batch: every mutation of the ledger happens here.
  *
- * One batch = one LMDB write transaction = one fsync (group commit). Each
- * command runs in a nested transaction: a command that fails (its ticket does
- * not exist, the map is full) is rolled back alone and reports its error in its
- * result, while the others commit. Apply reads nothing but the command and the
- * state: the clock is the command's ts_ms, ids and keys are in the command.
+ * One batch = one LMDB write transaction = one fsync (group commit).
+ *
+ * Failure contract of every apply_* function: a command refused for what it
+ * says (no such ticket, a duplicate id, a state that forbids it: GM_EINVAL,
+ * GM_EEXIST, GM_ESTATE, GM_ENOTFOUND) has written nothing — all checks come
+ * before the first write — so it reports its error and the batch goes on.
+ * A storage failure (map full, I/O, corrupt record) aborts the whole batch:
+ * nothing of it commits and every command in it reports that error. (LMDB's
+ * nested transactions would give per-command rollback, but each allocates a
+ * 2 MiB dirty-page list; at thousands of commands per batch that cost more
+ * than the commands.)
+ *
+ * Apply reads nothing but the command and the state: the clock is the
+ * command's ts_ms, ids and keys are in the command.
  *
  * Dedup: a command whose rid was applied before returns the stored result and
  * changes nothing — the retry of a request whose reply was lost.
@@ -81,19 +90,53 @@ static int apply_event(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *
   return put_rec(l, txn, LEDGER_T_EVENTS, e->id, strlen(e->id));
 }
 
+static int spec_cmp(const void *a, const void *b) {
+  return strcmp((*(const struct ledger_ticket_spec *const *)a)->id,
+                (*(const struct ledger_ticket_spec *const *)b)->id);
+}
+
+/* First pass of a ticket batch: every event exists, no id exists already,
+ * no id repeats inside the batch. Only then does anything get written. */
+static int tickets_check(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  const struct ledger_ticket_spec **sorted = malloc(c->u.tickets.n * sizeof *sorted);
+  if (sorted == NULL)
+    return GM_ENOMEM;
+  int rc = 0;
+  const char *last_event = NULL;
+  for (uint32_t i = 0; i < c->u.tickets.n && rc == 0; i++) {
+    const struct ledger_ticket_spec *s = &c->u.tickets.v[i];
+    sorted[i] = s;
+    MDB_val v;
+    if (last_event == NULL || strcmp(last_event, s->event_id) != 0) {
+      rc = ledger__get(txn, l->dbi[LEDGER_T_EVENTS], s->event_id, strlen(s->event_id), &v);
+      if (rc == GM_ENOTFOUND)
+        rc = GM_EINVAL;
+      last_event = s->event_id;
+      if (rc != 0)
+        break;
+    }
+    rc = ledger__get(txn, l->dbi[LEDGER_T_TICKETS], s->id, strlen(s->id), &v);
+    rc = rc == 0 ? GM_EEXIST : rc == GM_ENOTFOUND ? 0 : rc;
+  }
+  if (rc == 0) {
+    qsort(sorted, c->u.tickets.n, sizeof *sorted, spec_cmp);
+    for (uint32_t i = 1; i < c->u.tickets.n; i++)
+      if (strcmp(sorted[i - 1]->id, sorted[i]->id) == 0) {
+        rc = GM_EEXIST;
+        break;
+      }
+  }
+  free(sorted);
+  return rc;
+}
+
 static int apply_tickets(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                          struct ledger_result *res) {
+  int rc = tickets_check(l, txn, c);
+  if (rc != 0)
+    return rc;
   for (uint32_t i = 0; i < c->u.tickets.n; i++) {
     const struct ledger_ticket_spec *s = &c->u.tickets.v[i];
-    MDB_val v;
-    int rc = ledger__get(txn, l->dbi[LEDGER_T_EVENTS], s->event_id, strlen(s->event_id), &v);
-    if (rc != 0)
-      return rc == GM_ENOTFOUND ? GM_EINVAL : rc;
-    rc = ledger__get(txn, l->dbi[LEDGER_T_TICKETS], s->id, strlen(s->id), &v);
-    if (rc == 0)
-      return GM_EEXIST;
-    if (rc != GM_ENOTFOUND)
-      return rc;
     struct ledger_ticket t;
     memset(&t, 0, sizeof t);
     memcpy(t.id, s->id, sizeof t.id);
@@ -473,59 +516,47 @@ static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], key, 8 + rl, "", 0);
 }
 
-static void apply_one(struct ledger *l, MDB_txn *parent, struct gm_slice cmd,
-                      struct ledger_result *res) {
+static bool storage_failure(int rc) {
+  return rc == GM_EFULL || rc == GM_EIO || rc == GM_ENOMEM || rc == GM_ECORRUPT;
+}
+
+/* Applies one command inside the batch transaction. Returns 0, or a storage
+ * failure that must abort the batch. */
+static int apply_one(struct ledger *l, MDB_txn *txn, struct gm_slice cmd,
+                     struct ledger_result *res) {
   memset(res, 0, sizeof *res);
   struct ledger_cmd c;
   int rc = ledger_cmd_decode(cmd.ptr, cmd.len, &c);
   if (rc != 0) {
     res->rc = rc;
-    return;
+    return rc == GM_ENOMEM ? rc : 0;
   }
   res->decided_ms = c.ts_ms;
   if (c.rid[0]) {
     MDB_val v;
-    rc = ledger__get(parent, l->dbi[LEDGER_T_DEDUP], c.rid, strlen(c.rid), &v);
+    rc = ledger__get(txn, l->dbi[LEDGER_T_DEDUP], c.rid, strlen(c.rid), &v);
     if (rc == 0) {
       rc = ledger__result_dec(v.mv_data, v.mv_size, res);
+      res->duplicate = true;
       if (rc != 0)
         res->rc = rc;
-      res->duplicate = true;
       goto out;
     }
-  }
-  MDB_txn *txn;
-  rc = ledger__mdb_err(mdb_txn_begin(l->env, parent, 0, &txn));
-  if (rc != 0) {
-    res->rc = rc;
-    goto out;
+    if (rc != GM_ENOTFOUND)
+      goto out;
   }
   rc = dispatch(l, txn, &c, res);
   res->rc = rc;
-  if (rc != 0) {
-    /* The command's writes vanish with its nested transaction; its failure is
-     * still remembered under its rid (in the parent) so a retry gets the same
-     * answer instead of a different one after the state moved on. */
-    mdb_txn_abort(txn);
-    if (c.rid[0] && rc != GM_EFULL && rc != GM_EIO && rc != GM_ENOMEM)
-      dedup_record(l, parent, &c, res);
+  if (storage_failure(rc))
     goto out;
-  }
+  /* A refused command is remembered under its rid too, so a retry gets the
+   * same answer rather than a different one after the state moved on. */
   if (c.rid[0] && (rc = dedup_record(l, txn, &c, res)) != 0)
-    goto abort;
-  if ((rc = dedup_prune(l, txn, c.ts_ms)) != 0)
-    goto abort;
-  if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0) {
-    res->rc = rc;
     goto out;
-  }
-  goto out;
-abort:
-  mdb_txn_abort(txn);
-  memset(res, 0, sizeof *res);
-  res->rc = rc;
+  rc = dedup_prune(l, txn, c.ts_ms);
 out:
   ledger_cmd_free(&c);
+  return storage_failure(rc) ? rc : 0;
 }
 
 int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
@@ -533,9 +564,12 @@ int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
   MDB_txn *txn;
   int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
   if (rc == 0) {
-    for (size_t i = 0; i < n; i++)
-      apply_one(l, txn, cmds[i], &results[i]);
-    rc = ledger__mdb_err(mdb_txn_commit(txn));
+    for (size_t i = 0; i < n && rc == 0; i++)
+      rc = apply_one(l, txn, cmds[i], &results[i]);
+    if (rc == 0)
+      rc = ledger__mdb_err(mdb_txn_commit(txn));
+    else
+      mdb_txn_abort(txn);
   }
   if (rc != 0)
     for (size_t i = 0; i < n; i++) {

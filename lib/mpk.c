@@ -125,22 +125,51 @@ int mpk_validate(const uint8_t *p, size_t n) {
   return off == n ? 0 : GM_EDECODE;
 }
 
+/* Every record read decodes into a zone. One zone per thread is reused
+ * (cleared, its first chunk kept) instead of a fresh 8 KiB allocation per
+ * read; a document parsed while another is open gets its own zone. */
+static __thread msgpack_zone tl_zone;
+static __thread bool tl_ready, tl_busy;
+
+#define MPK_ZONE_CHUNK 4096
+
 int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n) {
   size_t off = 0;
   if (mpk_validate(p, n) != 0)
     return GM_EDECODE;
-  msgpack_unpacked_init(&d->u);
-  msgpack_unpack_return r = msgpack_unpack_next(&d->u, p, n, &off);
-  if (r != MSGPACK_UNPACK_SUCCESS || off != n ||
-      d->u.data.type != MSGPACK_OBJECT_MAP) {
-    msgpack_unpacked_destroy(&d->u);
+  if (!tl_busy) {
+    if (!tl_ready && !msgpack_zone_init(&tl_zone, MPK_ZONE_CHUNK))
+      return GM_ENOMEM;
+    tl_ready = true;
+    tl_busy = true;
+    d->zone = &tl_zone;
+    d->pooled = true;
+  } else {
+    d->zone = msgpack_zone_new(MPK_ZONE_CHUNK);
+    d->pooled = false;
+    if (d->zone == NULL)
+      return GM_ENOMEM;
+  }
+  msgpack_unpack_return r = msgpack_unpack(p, n, &off, d->zone, &d->obj);
+  if (r != MSGPACK_UNPACK_SUCCESS || off != n || d->obj.type != MSGPACK_OBJECT_MAP) {
+    mpk_doc_free(d);
     return GM_EDECODE;
   }
-  d->root = &d->u.data;
+  d->root = &d->obj;
   return 0;
 }
 
-void mpk_doc_free(struct mpk_doc *d) { msgpack_unpacked_destroy(&d->u); }
+void mpk_doc_free(struct mpk_doc *d) {
+  if (d->zone == NULL)
+    return;
+  if (d->pooled) {
+    msgpack_zone_clear(d->zone);
+    tl_busy = false;
+  } else {
+    msgpack_zone_free(d->zone);
+  }
+  d->zone = NULL;
+}
 
 const msgpack_object *mpk_get(const msgpack_object *map, const char *key) {
   if (map == NULL || map->type != MSGPACK_OBJECT_MAP)

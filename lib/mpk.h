@@ -44,7 +44,9 @@ void mpk_kv_bool(struct mpk_w *w, const char *k, bool v);
 void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n);
 
 struct mpk_doc {
-  msgpack_unpacked u;
+  msgpack_zone *zone;
+  bool pooled;
+  msgpack_object obj;
   const msgpack_object *root;
 };
 

@@ -11,6 +11,10 @@
 #include "../lib/assert.h"
 #include "../lib/err.h"
 
+void keys_seal_key_derive(const uint8_t cluster_key[32], uint8_t seal_key[32]) {
+  crypto_kdf_derive_from_key(seal_key, 32, 1, "gm-seal_", cluster_key);
+}
+
 void keys_kid_str(char out[16], uint32_t kid) { snprintf(out, 16, "k%u", kid); }
 
 int keys_kid_parse(const char *s, uint32_t *kid) {

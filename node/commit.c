@@ -43,6 +43,8 @@ static int push(struct commit_queue *q, uint8_t *cmd, size_t len, commit_cb cb, 
     q->pending = p;
     q->cap_pending = cap;
   }
+  if (q->n_pending == 0)
+    q->first_pending_us = uv_hrtime() / 1000;
   q->pending[q->n_pending++] = (struct commit_item){.cmd = cmd, .len = len, .cb = cb, .arg = arg};
   if (!q->busy)
     uv_check_start(&q->check, on_check);
@@ -92,7 +94,9 @@ void commit_audit(struct commit_queue *q, const struct ledger_audit *a) {
 
 static void work_apply(uv_work_t *w) {
   struct commit_queue *q = w->data;
+  uint64_t t0 = uv_hrtime();
   q->batch_rc = ledger_apply_batch(q->ledger, q->slices, q->n_inflight, q->results);
+  q->stats.apply_us += (uv_hrtime() - t0) / 1000;
 }
 
 static void start_batch(struct commit_queue *q);
@@ -140,6 +144,8 @@ static void start_batch(struct commit_queue *q) {
   memmove(q->pending, q->pending + n, (q->n_pending - n) * sizeof *q->pending);
   q->n_pending -= n;
   q->n_inflight = n;
+  q->stats.wait_us += uv_hrtime() / 1000 - q->first_pending_us;
+  q->first_pending_us = uv_hrtime() / 1000;
   for (size_t i = 0; i < n; i++)
     q->slices[i] = (struct gm_slice){q->inflight[i].cmd, q->inflight[i].len};
   q->busy = true;

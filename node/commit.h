@@ -43,6 +43,8 @@ struct commit_stats {
   uint64_t failed_batches;
   uint64_t batch_max;
   uint64_t applied; /* commands applied since start (the local applied index) */
+  uint64_t apply_us; /* time in ledger_apply_batch (worker thread), summed */
+  uint64_t wait_us;  /* time from a batch's first submit to its start, summed */
 };
 
 struct commit_queue {
@@ -63,6 +65,7 @@ struct commit_queue {
   struct ledger_audit *audit;
   uint32_t n_audit;
   struct commit_stats stats;
+  uint64_t first_pending_us; /* when the oldest pending command arrived */
   void (*on_idle)(void *arg); /* called when closing and nothing is left */
   void *on_idle_arg;
 };

@@ -100,7 +100,7 @@ static int cluster_key_load(struct node *n) {
     close(fd);
     GM_INFO("created cluster key", "path=%s", path);
   }
-  crypto_kdf_derive_from_key(n->seal_key, sizeof n->seal_key, 1, "gm-seal_", n->cluster_key);
+  keys_seal_key_derive(n->cluster_key, n->seal_key);
   return 0;
 }
 

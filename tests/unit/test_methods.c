@@ -271,10 +271,28 @@ Test(methods, pass_code_verifies_once_then_replayed) {
   cr_assert_eq(o.claim.reason, LEDGER_REASON_EXPIRED);
   /* A wrong MAC. */
   pass_code_make(code, secret, pid, step + 1);
-  code[strlen(code) - 1] ^= 1;
+  char *last = &code[strlen(code) - 1];
+  *last = *last == '0' ? '1' : '0'; /* still hex, so it parses: only the MAC is wrong */
   cr_assert_eq(verify("pass", json_pack("{s:s}", "code", code), T0, &o), 0);
   cr_assert_eq(o.claim.reason, LEDGER_REASON_BAD_SIGNATURE);
   json_decref(g);
+}
+
+Test(methods, pass_mac_is_hmac_sha256) {
+  uint8_t secret[32], mac[PASS_MAC_LEN], full[32];
+  const char *pid = "0123456789abcdef0123456789abcdef";
+  for (int i = 0; i < 20; i++) {
+    randombytes_buf(secret, sizeof secret);
+    uint64_t step = 1000000u + (uint64_t)i * 7919u;
+    pass_code_mac(secret, pid, step, mac);
+    uint8_t msg[10 + 32 + 8];
+    memcpy(msg, "gm-pass-v1", 10);
+    memcpy(msg + 10, pid, 32);
+    for (int b = 0; b < 8; b++)
+      msg[42 + b] = (uint8_t)(step >> (56 - 8 * b));
+    crypto_auth_hmacsha256(full, msg, sizeof msg, secret);
+    cr_assert_arr_eq(mac, full, PASS_MAC_LEN);
+  }
 }
 
 Test(methods, pass_code_parser_rejects_garbage) {
