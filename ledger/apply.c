@@ -44,22 +44,15 @@ static int ticket_put(struct ledger *l, MDB_txn *txn, const struct ledger_ticket
   return put_rec(l, txn, LEDGER_T_TICKETS, t->id, strlen(t->id));
 }
 
+/* Audit keys are a big-endian sequence: l->audit_seq is read once per batch
+ * (apply_batch) and each entry is appended at the end of the table. */
 static int audit_append(struct ledger *l, MDB_txn *txn, const struct ledger_audit *a) {
-  MDB_val v;
-  uint64_t seq = 0;
-  int rc = ledger__get(txn, l->dbi[LEDGER_T_META], "audit_seq", 9, &v);
-  if (rc == 0 && v.mv_size == 8)
-    memcpy(&seq, v.mv_data, 8);
-  else if (rc != 0 && rc != GM_ENOTFOUND)
-    return rc;
-  seq++;
-  if ((rc = ledger__put(txn, l->dbi[LEDGER_T_META], "audit_seq", 9, &seq, 8)) != 0)
-    return rc;
   uint8_t key[8];
-  be64(key, seq);
+  be64(key, ++l->audit_seq);
   mpk_w_reset(&l->w);
   ledger__audit_encode(&l->w, a);
-  return ledger__put(txn, l->dbi[LEDGER_T_AUDIT], key, sizeof key, l->w.sb.data, l->w.sb.size);
+  MDB_val k = {sizeof key, key}, v = {l->w.sb.size, l->w.sb.data};
+  return ledger__mdb_err(mdb_put(txn, l->dbi[LEDGER_T_AUDIT], &k, &v, MDB_APPEND));
 }
 
 static void audit_fill(struct ledger_audit *a, const struct ledger_cmd *c, const char *method,
@@ -227,15 +220,17 @@ static int apply_cred(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c
 /* The single-use decision. First wins: the first REDEEM of a ticket to apply
  * marks it used; every later one gets already_used with the first use. The
  * checks repeat what the gate checked before proposing, because state may
- * have changed in between (a transfer, a revoke, another gate's redeem). */
+ * have changed in between (a transfer, a revoke, another gate's redeem).
+ * A pass step (nonce) at or below the last one seen is a replay; a fresh step
+ * is remembered even when the ticket turns out used. */
 static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         struct ledger_result *res) {
   const char *tid = c->u.redeem.ticket_id;
   const char *method = c->u.redeem.method;
   struct ledger_ticket t;
-  int rc = ledger__ticket_read(txn, l, tid, &t);
   int reason = LEDGER_REASON_NONE;
   MDB_val v;
+  int rc = ledger__ticket_read(txn, l, tid, &t);
   if (rc == GM_ENOTFOUND) {
     reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
     goto verdict;
@@ -247,6 +242,8 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     reason = LEDGER_REASON_METHOD_DISABLED;
     goto verdict;
   }
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
   if (t.status == LEDGER_TICKET_REVOKED) {
     reason = LEDGER_REASON_REVOKED;
     goto verdict;
@@ -257,60 +254,47 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   }
   char ckey[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
   size_t ckl = ledger__cred_key(ckey, method, c->u.redeem.cred_id);
+  struct ledger_cred cr;
+  rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], ckey, ckl, &v);
+  bool have_cred = rc == 0;
+  if (rc == 0 && (rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0)
+    return rc;
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
   if (c->u.redeem.nonce > 0) {
-    uint64_t last = 0;
-    rc = ledger__get(txn, l->dbi[LEDGER_T_NONCES], ckey, ckl, &v);
-    if (rc == 0 && v.mv_size == 8)
-      memcpy(&last, v.mv_data, 8);
-    else if (rc != 0 && rc != GM_ENOTFOUND)
-      return rc;
-    if (c->u.redeem.nonce <= last) {
+    if (!have_cred) {
+      reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
+      goto verdict;
+    }
+    if (c->u.redeem.nonce <= cr.last_nonce) {
       reason = LEDGER_REASON_REPLAYED;
       goto verdict;
     }
-    uint64_t nonce = c->u.redeem.nonce;
-    if ((rc = ledger__put(txn, l->dbi[LEDGER_T_NONCES], ckey, ckl, &nonce, 8)) != 0)
-      return rc;
+    cr.last_nonce = c->u.redeem.nonce;
   }
-  struct ledger_use use;
-  rc = ledger__use_read(txn, l, tid, &use);
-  if (rc == 0) {
+  bool used = t.status == LEDGER_TICKET_USED;
+  if (used) {
     reason = LEDGER_REASON_ALREADY_USED;
     res->has_first_use = true;
-    res->first_use = use;
-    goto verdict;
-  }
-  if (rc != GM_ENOTFOUND)
-    return rc;
-
-  memset(&use, 0, sizeof use);
-  memcpy(use.gate, c->gate, sizeof use.gate);
-  memcpy(use.method, method, sizeof use.method);
-  memcpy(use.cred_id, c->u.redeem.cred_id, sizeof use.cred_id);
-  use.used_ms = c->ts_ms;
-  mpk_w_reset(&l->w);
-  ledger__use_enc(&l->w, &use);
-  if ((rc = put_rec(l, txn, LEDGER_T_USED, tid, strlen(tid))) != 0)
-    return rc;
-  t.status = LEDGER_TICKET_USED;
-  t.used_ms = c->ts_ms;
-  memcpy(t.used_gate, c->gate, sizeof t.used_gate);
-  memcpy(t.used_method, method, sizeof t.used_method);
-  if ((rc = ticket_put(l, txn, &t)) != 0)
-    return rc;
-  rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], ckey, ckl, &v);
-  if (rc == 0) {
-    struct ledger_cred cr;
-    if ((rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0)
+    ledger__use_of(&t, &res->first_use);
+  } else {
+    t.status = LEDGER_TICKET_USED;
+    t.used_ms = c->ts_ms;
+    memcpy(t.used_gate, c->gate, sizeof t.used_gate);
+    memcpy(t.used_method, method, sizeof t.used_method);
+    memcpy(t.used_cred, c->u.redeem.cred_id, sizeof t.used_cred);
+    if ((rc = ticket_put(l, txn, &t)) != 0)
       return rc;
-    cr.used_ms = c->ts_ms;
-    memcpy(cr.used_gate, c->gate, sizeof cr.used_gate);
+    if (have_cred) {
+      cr.used_ms = c->ts_ms;
+      memcpy(cr.used_gate, c->gate, sizeof cr.used_gate);
+    }
+  }
+  if (have_cred && (!used || c->u.redeem.nonce > 0)) {
     mpk_w_reset(&l->w);
     ledger__cred_enc(&l->w, &cr);
     if ((rc = put_rec(l, txn, LEDGER_T_CREDS, ckey, ckl)) != 0)
       return rc;
-  } else if (rc != GM_ENOTFOUND) {
-    return rc;
   }
 
 verdict:
@@ -400,36 +384,24 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
     return rc;
   if (t.status == LEDGER_TICKET_REVOKED)
     return GM_ESTATE;
-  struct ledger_use use;
-  rc = ledger__use_read(txn, l, tid, &use);
-  if (rc != 0 && rc != GM_ENOTFOUND)
-    return rc;
-  bool used = rc == 0;
+  bool used = t.status == LEDGER_TICKET_USED;
   if (c->u.override.action == LEDGER_OVERRIDE_ADMIT) {
     if (used) {
       res->has_first_use = true;
-      res->first_use = use;
+      ledger__use_of(&t, &res->first_use);
       return GM_ESTATE;
     }
-    memset(&use, 0, sizeof use);
-    memcpy(use.gate, c->gate, sizeof use.gate);
-    strcpy(use.method, "override");
-    use.used_ms = c->ts_ms;
-    mpk_w_reset(&l->w);
-    ledger__use_enc(&l->w, &use);
-    if ((rc = put_rec(l, txn, LEDGER_T_USED, tid, strlen(tid))) != 0)
-      return rc;
     t.status = LEDGER_TICKET_USED;
     t.used_ms = c->ts_ms;
     memcpy(t.used_gate, c->gate, sizeof t.used_gate);
     strcpy(t.used_method, "override");
+    t.used_cred[0] = 0;
   } else {
-    if (used && (rc = ledger__del(txn, l->dbi[LEDGER_T_USED], tid, strlen(tid))) != 0)
-      return rc;
     t.status = t.version > 1 ? LEDGER_TICKET_TRANSFERRED : LEDGER_TICKET_CREATED;
     t.used_ms = 0;
     t.used_gate[0] = 0;
     t.used_method[0] = 0;
+    t.used_cred[0] = 0;
   }
   res->version = t.version;
   if ((rc = ticket_put(l, txn, &t)) != 0)
@@ -476,8 +448,12 @@ static int dispatch(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
   return GM_EINVAL;
 }
 
-/* Deletes dedup entries older than the TTL, at most LEDGER_DEDUP_PRUNE_MAX. */
-static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms) {
+/* Deletes up to `max` dedup entries older than the TTL as of now_ms. Run once
+ * per batch with max = LEDGER_DEDUP_PRUNE_MAX per command in it, which
+ * outpaces insertion (one per command) without making any batch unbounded.
+ * Deterministic: a batch is the same on every replay (and, in a cluster, is
+ * one log entry). */
+static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t max) {
   MDB_cursor *cur;
   int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_DEDUP_TS], &cur));
   if (rc != 0)
@@ -485,7 +461,7 @@ static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms) {
   uint8_t limit[8];
   be64(limit, (uint64_t)(now_ms > LEDGER_DEDUP_TTL_MS ? now_ms - LEDGER_DEDUP_TTL_MS : 0));
   MDB_val k, v;
-  for (int i = 0; i < LEDGER_DEDUP_PRUNE_MAX; i++) {
+  for (size_t i = 0; i < max; i++) {
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     if (mrc != 0 || k.mv_size < 8 || memcmp(k.mv_data, limit, 8) >= 0)
       break;
@@ -516,6 +492,23 @@ static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], key, 8 + rl, "", 0);
 }
 
+static int audit_seq_load(struct ledger *l, MDB_txn *txn) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_AUDIT], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  l->audit_seq = 0;
+  int mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+  if (mrc == 0 && k.mv_size == 8)
+    for (int i = 0; i < 8; i++)
+      l->audit_seq = l->audit_seq << 8 | ((const uint8_t *)k.mv_data)[i];
+  else if (mrc != 0 && mrc != MDB_NOTFOUND)
+    rc = ledger__mdb_err(mrc);
+  mdb_cursor_close(cur);
+  return rc;
+}
+
 static bool storage_failure(int rc) {
   return rc == GM_EFULL || rc == GM_EIO || rc == GM_ENOMEM || rc == GM_ECORRUPT;
 }
@@ -523,7 +516,7 @@ static bool storage_failure(int rc) {
 /* Applies one command inside the batch transaction. Returns 0, or a storage
  * failure that must abort the batch. */
 static int apply_one(struct ledger *l, MDB_txn *txn, struct gm_slice cmd,
-                     struct ledger_result *res) {
+                     struct ledger_result *res, int64_t *batch_ts) {
   memset(res, 0, sizeof *res);
   struct ledger_cmd c;
   int rc = ledger_cmd_decode(cmd.ptr, cmd.len, &c);
@@ -553,19 +546,34 @@ static int apply_one(struct ledger *l, MDB_txn *txn, struct gm_slice cmd,
    * same answer rather than a different one after the state moved on. */
   if (c.rid[0] && (rc = dedup_record(l, txn, &c, res)) != 0)
     goto out;
-  rc = dedup_prune(l, txn, c.ts_ms);
+  if (c.ts_ms > *batch_ts)
+    *batch_ts = c.ts_ms;
 out:
   ledger_cmd_free(&c);
   return storage_failure(rc) ? rc : 0;
 }
 
-int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
+static int apply_batch(struct ledger *l, uint64_t seq, const struct gm_slice *cmds, size_t n,
                        struct ledger_result *results) {
   MDB_txn *txn;
   int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
   if (rc == 0) {
+    MDB_val v;
+    uint64_t applied = 0;
+    int grc = ledger__get(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &v);
+    if (grc == 0 && v.mv_size == 8)
+      memcpy(&applied, v.mv_data, 8);
+    if (seq != 0 && seq <= applied)
+      rc = GM_EINVAL;
+    else if (seq != 0)
+      rc = ledger__put(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &seq, 8);
+    if (rc == 0)
+      rc = audit_seq_load(l, txn);
+    int64_t batch_ts = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-      rc = apply_one(l, txn, cmds[i], &results[i]);
+      rc = apply_one(l, txn, cmds[i], &results[i], &batch_ts);
+    if (rc == 0 && batch_ts > 0)
+      rc = dedup_prune(l, txn, batch_ts, n * LEDGER_DEDUP_PRUNE_MAX);
     if (rc == 0)
       rc = ledger__mdb_err(mdb_txn_commit(txn));
     else
@@ -578,6 +586,31 @@ int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
     }
   return rc;
 }
+
+int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
+                       struct ledger_result *results) {
+  return apply_batch(l, 0, cmds, n, results);
+}
+
+int ledger_apply_batch_at(struct ledger *l, uint64_t seq, const struct gm_slice *cmds, size_t n,
+                          struct ledger_result *results) {
+  GM_ASSERT(seq > 0);
+  return apply_batch(l, seq, cmds, n, results);
+}
+
+uint64_t ledger_applied_seq(struct ledger *l) {
+  MDB_txn *txn;
+  uint64_t applied = 0;
+  if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn) != 0)
+    return 0;
+  MDB_val v;
+  if (ledger__get(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &v) == 0 && v.mv_size == 8)
+    memcpy(&applied, v.mv_data, 8);
+  mdb_txn_abort(txn);
+  return applied;
+}
+
+int ledger_sync(struct ledger *l) { return ledger__mdb_err(mdb_env_sync(l->env, 1)); }
 
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res) {
   struct gm_slice s = {cmd, len};

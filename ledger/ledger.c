@@ -126,7 +126,10 @@ int ledger_open(struct ledger **out, const char *dir, const struct ledger_option
     goto err_env;
   /* NOTLS: read transactions are not tied to threads, so the HTTP loop and
    * workers can each hold one. NORDAHEAD: random reads on a large map. */
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opt->no_sync ? MDB_NOSYNC : 0);
+  /* Without per-commit sync (a log is the durability point), WRITEMAP lets a
+   * commit update pages in the map directly instead of allocating, copying
+   * and pwrite()ing each dirty page: 1.2-1.3x on grouped redeems (bench_core). */
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
   if ((rc = ledger__mdb_err(mdb_env_open(l->env, dir, flags, 0600))) != 0)
     goto err_env;
   MDB_txn *txn;
@@ -194,10 +197,12 @@ int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
   return rc != 0 ? rc : ledger__ticket_dec(v.mv_data, v.mv_size, t);
 }
 
-int ledger__use_read(MDB_txn *txn, struct ledger *l, const char *id, struct ledger_use *u) {
-  MDB_val v;
-  int rc = ledger__get(txn, l->dbi[LEDGER_T_USED], id, strlen(id), &v);
-  return rc != 0 ? rc : ledger__use_dec(v.mv_data, v.mv_size, u);
+void ledger__use_of(const struct ledger_ticket *t, struct ledger_use *u) {
+  memset(u, 0, sizeof *u);
+  memcpy(u->gate, t->used_gate, sizeof u->gate);
+  memcpy(u->method, t->used_method, sizeof u->method);
+  memcpy(u->cred_id, t->used_cred, sizeof u->cred_id);
+  u->used_ms = t->used_ms;
 }
 
 int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket *out) {
@@ -205,7 +210,14 @@ int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket
 }
 
 int ledger_use_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_use *out) {
-  return ledger__use_read(rd->txn, rd->l, ticket_id, out);
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(rd->txn, rd->l, ticket_id, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status != LEDGER_TICKET_USED)
+    return GM_ENOTFOUND;
+  ledger__use_of(&t, out);
+  return 0;
 }
 
 int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
@@ -221,18 +233,11 @@ int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
 
 int ledger_nonce_get(struct ledger_rd *rd, const char *method, const char *cred_id,
                      uint64_t *out) {
-  char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
-  if (strlen(method) > LEDGER_METHOD_MAX || strlen(cred_id) > LEDGER_ID_MAX)
-    return GM_ENOTFOUND;
-  size_t kl = ledger__cred_key(key, method, cred_id);
-  MDB_val v;
-  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_NONCES], key, kl, &v);
-  if (rc != 0)
-    return rc;
-  if (v.mv_size != sizeof *out)
-    return GM_ECORRUPT;
-  memcpy(out, v.mv_data, sizeof *out);
-  return 0;
+  struct ledger_cred c;
+  int rc = ledger_cred_get(rd, method, cred_id, &c);
+  if (rc == 0)
+    *out = c.last_nonce;
+  return rc;
 }
 
 int ledger_user_get(struct ledger_rd *rd, const char *id, struct ledger_user *out) {

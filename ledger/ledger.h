@@ -33,7 +33,9 @@ struct ledger_rd;
 
 struct ledger_options {
   size_t map_size;   /* bytes; LMDB's file grows up to this */
-  bool no_sync;      /* tests and benchmarks of the pure apply cost only */
+  bool no_sync;      /* commits are not fsynced: durability comes from a log
+                        (the node's journal, later the Raft log) replayed
+                        over the ledger with ledger_apply_batch_at */
 };
 
 /* The outcome of one command. rc is 0 or GM_E*; for REDEEM reason is the
@@ -59,6 +61,16 @@ void ledger_close(struct ledger *l);
  * command did), or GM_E* when nothing committed (results[i].rc all set to it). */
 int ledger_apply_batch(struct ledger *l, const struct gm_slice *cmds, size_t n,
                        struct ledger_result *results);
+/* The same, recording `seq` as the last applied batch in the same
+ * transaction. seq must be greater than ledger_applied_seq (GM_EINVAL
+ * otherwise, nothing applied): a journal or log replayed after a crash skips
+ * what the ledger already holds, so every batch applies exactly once. */
+int ledger_apply_batch_at(struct ledger *l, uint64_t seq, const struct gm_slice *cmds, size_t n,
+                          struct ledger_result *results);
+/* The seq of the last batch applied with ledger_apply_batch_at (0: none). */
+uint64_t ledger_applied_seq(struct ledger *l);
+/* Forces everything committed so far to disk (for a ledger opened no_sync). */
+int ledger_sync(struct ledger *l);
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res);
 
 /* Encodes c and applies it alone. */

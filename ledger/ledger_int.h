@@ -15,8 +15,6 @@
   X(EVENTS, "events")        \
   X(TICKETS, "tickets")      \
   X(CREDS, "credentials")    \
-  X(USED, "used")            \
-  X(NONCES, "nonces")        \
   X(KEYS, "keys")            \
   X(USERS, "users")          \
   X(USERNAMES, "usernames")  \
@@ -35,7 +33,8 @@ enum ledger__table {
 struct ledger {
   MDB_env *env;
   MDB_dbi dbi[LEDGER_T__COUNT];
-  struct mpk_w w; /* scratch for the (single) writer */
+  struct mpk_w w;     /* scratch for the (single) writer */
+  uint64_t audit_seq; /* last audit key of the batch being applied */
 };
 
 struct ledger_rd {
@@ -54,6 +53,7 @@ size_t ledger__cred_key(char *out, const char *method, const char *id);
 
 int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
                         struct ledger_ticket *t);
-int ledger__use_read(MDB_txn *txn, struct ledger *l, const char *id, struct ledger_use *u);
+/* The first use of a used ticket, from its record. */
+void ledger__use_of(const struct ledger_ticket *t, struct ledger_use *u);
 
 #endif

@@ -51,7 +51,7 @@ fail:
 }
 
 void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
-  mpk_map(w, 10);
+  mpk_map(w, 11);
   mpk_kv_str(w, "id", t->id);
   mpk_kv_str(w, "ev", t->event_id);
   mpk_kv_str(w, "h", t->holder);
@@ -62,6 +62,7 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
   mpk_kv_i64(w, "u", t->used_ms);
   mpk_kv_str(w, "ug", t->used_gate);
   mpk_kv_str(w, "um", t->used_method);
+  mpk_kv_str(w, "uc", t->used_cred);
 }
 
 int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
@@ -81,6 +82,7 @@ int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
   TRY(mpk_get_i64(d.root, "u", &t->used_ms));
   TRY(mpk_get_str(d.root, "ug", t->used_gate, sizeof t->used_gate));
   TRY(mpk_get_str(d.root, "um", t->used_method, sizeof t->used_method));
+  TRY(mpk_get_str(d.root, "uc", t->used_cred, sizeof t->used_cred));
   mpk_doc_free(&d);
   return 0;
 fail:
@@ -89,7 +91,7 @@ fail:
 }
 
 void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
-  mpk_map(w, 9);
+  mpk_map(w, 10);
   mpk_kv_str(w, "m", c->method);
   mpk_kv_str(w, "id", c->id);
   mpk_kv_str(w, "k", c->ticket_id);
@@ -99,6 +101,7 @@ void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
   mpk_kv_i64(w, "u", c->used_ms);
   mpk_kv_str(w, "ug", c->used_gate);
   mpk_kv_bin(w, "s", c->secret, c->secret_len);
+  mpk_kv_u64(w, "n", c->last_nonce);
 }
 
 int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
@@ -115,30 +118,9 @@ int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
   TRY(mpk_get_i64(d.root, "u", &c->used_ms));
   TRY(mpk_get_str(d.root, "ug", c->used_gate, sizeof c->used_gate));
   TRY(mpk_get_bin(d.root, "s", c->secret, sizeof c->secret, &c->secret_len));
-  mpk_doc_free(&d);
-  return 0;
-fail:
-  mpk_doc_free(&d);
-  return GM_ECORRUPT;
-}
-
-void ledger__use_enc(struct mpk_w *w, const struct ledger_use *u) {
-  mpk_map(w, 4);
-  mpk_kv_str(w, "g", u->gate);
-  mpk_kv_str(w, "m", u->method);
-  mpk_kv_str(w, "c", u->cred_id);
-  mpk_kv_i64(w, "t", u->used_ms);
-}
-
-int ledger__use_dec(const void *p, size_t n, struct ledger_use *u) {
-  struct mpk_doc d;
-  memset(u, 0, sizeof *u);
-  if (open_doc(&d, p, n))
-    return GM_ECORRUPT;
-  TRY(mpk_get_str(d.root, "g", u->gate, sizeof u->gate));
-  TRY(mpk_get_str(d.root, "m", u->method, sizeof u->method));
-  TRY(mpk_get_str(d.root, "c", u->cred_id, sizeof u->cred_id));
-  TRY(mpk_get_i64(d.root, "t", &u->used_ms));
+  int64_t nonce;
+  TRY(mpk_get_i64(d.root, "n", &nonce));
+  c->last_nonce = (uint64_t)nonce;
   mpk_doc_free(&d);
   return 0;
 fail:

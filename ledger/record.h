@@ -13,8 +13,6 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t);
 int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t);
 void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c);
 int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c);
-void ledger__use_enc(struct mpk_w *w, const struct ledger_use *u);
-int ledger__use_dec(const void *p, size_t n, struct ledger_use *u);
 void ledger__user_enc(struct mpk_w *w, const struct ledger_user *u);
 int ledger__user_dec(const void *p, size_t n, struct ledger_user *u);
 void ledger__key_enc(struct mpk_w *w, const struct ledger_key *k);

@@ -105,6 +105,7 @@ struct ledger_ticket {
   int64_t used_ms;
   char used_gate[LEDGER_GATE_MAX + 1];
   char used_method[LEDGER_METHOD_MAX + 1];
+  char used_cred[LEDGER_ID_MAX + 1];
 };
 
 /* One issued credential: a QR binding, a pass, an NFC tag, ... */
@@ -117,11 +118,13 @@ struct ledger_cred {
   int64_t expires_ms;
   int64_t used_ms;
   char used_gate[LEDGER_GATE_MAX + 1];
+  uint64_t last_nonce; /* highest pass step seen; a step at or below is a replay */
   uint8_t secret[LEDGER_SECRET_MAX];
   size_t secret_len;
 };
 
-/* The first admission of a ticket. */
+/* The first admission of a ticket (kept in the ticket record: a used ticket
+ * is the used set's entry). */
 struct ledger_use {
   char gate[LEDGER_GATE_MAX + 1];
   char method[LEDGER_METHOD_MAX + 1];

@@ -22,8 +22,9 @@ static int ticket_checks(struct method_env *env, const char *method, const char 
     return LEDGER_REASON_REVOKED;
   if (c->ticket_version != t.version)
     return LEDGER_REASON_SUPERSEDED;
-  /* The ticket record says whether it is used; the used-set entry is read
-   * only then, for first_use, keeping the common path to fewer lookups. */
+  /* A used ticket's record holds its first use. The pass step is compared
+   * only then, to tell a replay from a second presentation; for an unused
+   * ticket the ledger checks it when the redeem applies. */
   if (t.status == LEDGER_TICKET_USED) {
     if (c->nonce > 0) {
       uint64_t last = 0;
@@ -33,12 +34,13 @@ static int ticket_checks(struct method_env *env, const char *method, const char 
       if (c->nonce <= last)
         return LEDGER_REASON_REPLAYED;
     }
-    struct ledger_use use;
-    rc = ledger_use_get(env->rd, t.id, &use);
-    if (rc != 0)
-      return rc == GM_ENOTFOUND ? GM_ECORRUPT : rc;
+    struct ledger_use *u = &out->first_use;
+    memset(u, 0, sizeof *u);
+    memcpy(u->gate, t.used_gate, sizeof u->gate);
+    memcpy(u->method, t.used_method, sizeof u->method);
+    memcpy(u->cred_id, t.used_cred, sizeof u->cred_id);
+    u->used_ms = t.used_ms;
     out->has_first_use = true;
-    out->first_use = use;
     return LEDGER_REASON_ALREADY_USED;
   }
   struct ledger_event ev;

@@ -13,10 +13,12 @@
 
 static void on_check(uv_check_t *h);
 
-int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger) {
+int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
+                struct journal *journal) {
   memset(q, 0, sizeof *q);
   q->loop = loop;
   q->ledger = ledger;
+  q->journal = journal;
   q->cap_pending = 1024;
   q->pending = calloc(q->cap_pending, sizeof *q->pending);
   q->slices = calloc(COMMIT_BATCH_MAX + 1, sizeof *q->slices);
@@ -92,10 +94,32 @@ void commit_audit(struct commit_queue *q, const struct ledger_audit *a) {
     uv_check_start(&q->check, on_check);
 }
 
+/* On the worker: journal (the durability point), then apply to the ledger.
+ * A batch whose journal write failed is applied nowhere and fails whole. */
 static void work_apply(uv_work_t *w) {
   struct commit_queue *q = w->data;
   uint64_t t0 = uv_hrtime();
-  q->batch_rc = ledger_apply_batch(q->ledger, q->slices, q->n_inflight, q->results);
+  if (q->journal == NULL) {
+    q->batch_rc = ledger_apply_batch(q->ledger, q->slices, q->n_inflight, q->results);
+  } else {
+    uint64_t seq;
+    q->batch_rc = journal_append(q->journal, q->slices, q->n_inflight, &seq);
+    if (q->batch_rc == 0)
+      q->batch_rc = ledger_apply_batch_at(q->ledger, seq, q->slices, q->n_inflight, q->results);
+    else
+      for (size_t i = 0; i < q->n_inflight; i++) {
+        memset(&q->results[i], 0, sizeof q->results[i]);
+        q->results[i].rc = q->batch_rc;
+      }
+    if (q->batch_rc == 0 && q->rotate_requested) {
+      uint64_t through = q->journal->last_seq;
+      if (journal_rotate(q->journal) == 0) {
+        q->rotated = true;
+        q->rotated_through = through;
+      }
+      q->rotate_requested = false;
+    }
+  }
   q->stats.apply_us += (uv_hrtime() - t0) / 1000;
 }
 
@@ -117,6 +141,11 @@ static void work_done(uv_work_t *w, int status) {
   size_t n = q->n_inflight;
   q->n_inflight = 0;
   q->busy = false;
+  if (q->rotated) {
+    q->rotated = false;
+    if (q->on_rotated)
+      q->on_rotated(q->on_rotated_arg, q->rotated_through, q->journal->file_start);
+  }
   for (size_t i = 0; i < n; i++) {
     struct commit_item *it = &q->inflight[i];
     if (it->cb)

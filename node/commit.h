@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "../ledger/ledger.h"
+#include "journal.h"
 
 /* Commands in one transaction; more wait for the next. Bounds the time one
  * transaction holds the writer and the size of its dirty page set. */
@@ -50,6 +51,12 @@ struct commit_stats {
 struct commit_queue {
   uv_loop_t *loop;
   struct ledger *ledger;
+  struct journal *journal; /* NULL: the ledger syncs each commit itself */
+  bool rotate_requested;   /* rotate the journal after the next batch */
+  bool rotated;            /* set by the worker when it did */
+  uint64_t rotated_through; /* last seq in the files before the rotation */
+  void (*on_rotated)(void *arg, uint64_t through, uint64_t new_file_start);
+  void *on_rotated_arg;
   struct commit_item *pending;
   size_t n_pending;
   size_t cap_pending;
@@ -70,7 +77,8 @@ struct commit_queue {
   void *on_idle_arg;
 };
 
-int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger);
+int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
+                struct journal *journal);
 /* Encodes c and queues it. GM_ELIMIT when the queue is full, GM_ESHUTDOWN
  * after commit_drain. */
 int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb cb, void *arg);

@@ -24,6 +24,8 @@ void node_config_default(struct node_config *c) {
   c->token_ttl_ms = 12LL * 3600 * 1000;
   c->map_size = (size_t)4 << 30;
   c->verify_rate_per_s = 0;
+  c->checkpoint_interval_ms = 300 * 1000;
+  c->checkpoint_journal_bytes = (uint64_t)64 << 20;
   method_config_default(&c->methods);
 }
 
@@ -132,6 +134,8 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
   NUM_KEY("token-ttl-s", 60, 30ULL * 86400, c->token_ttl_ms = (int64_t)v * 1000);
   NUM_KEY("map-size-mb", 16, 1ULL << 20, c->map_size = (size_t)v << 20);
   NUM_KEY("verify-rate-per-s", 0, 1000000, c->verify_rate_per_s = (uint32_t)v);
+  NUM_KEY("checkpoint-interval-s", 1, 86400, c->checkpoint_interval_ms = (int64_t)v * 1000);
+  NUM_KEY("checkpoint-journal-mb", 1, 65536, c->checkpoint_journal_bytes = v << 20);
   NUM_KEY("qr-ttl-s", 5, 86400, c->methods.qr_ttl_ms = (int64_t)v * 1000);
   NUM_KEY("holder-window-s", 5, 3600, c->methods.holder_window_ms = (int64_t)v * 1000);
   NUM_KEY("clock-skew-s", 0, 300, c->methods.clock_skew_ms = (int64_t)v * 1000);

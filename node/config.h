@@ -34,6 +34,8 @@ struct node_config {
   int64_t token_ttl_ms;
   size_t map_size;
   uint32_t verify_rate_per_s; /* per client address; 0 = unlimited */
+  int64_t checkpoint_interval_ms;
+  uint64_t checkpoint_journal_bytes;
   struct method_config methods;
 };
 

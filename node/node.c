@@ -19,7 +19,9 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../methods/keys.h"
+#include "../lib/mpk.h"
 #include "auth.h"
+#include "checkpoint.h"
 
 int http_start(struct node *n);
 void http_stop(struct node *n);
@@ -104,10 +106,19 @@ static int cluster_key_load(struct node *n) {
   return 0;
 }
 
+/* Before the loop runs: journal and apply one command, as a batch would. */
 static int apply_now(struct node *n, struct ledger_cmd *c, const char *rid) {
   node_cmd_init(n, c, c->op, rid, "bootstrap");
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(c, &w);
+  struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
   struct ledger_result r;
-  int rc = ledger_apply_cmd(n->ledger, c, &r);
+  uint64_t seq;
+  int rc = journal_append(&n->journal, &s, 1, &seq);
+  if (rc == 0)
+    rc = ledger_apply_batch_at(n->ledger, seq, &s, 1, &r);
+  mpk_w_free(&w);
   return rc != 0 ? rc : r.rc;
 }
 
@@ -181,13 +192,9 @@ int node_start(struct node *n) {
   int rc = cluster_key_load(n);
   if (rc != 0)
     return rc;
-  char path[NODE_PATH_MAX + 16];
-  snprintf(path, sizeof path, "%s/ledger", n->cfg.data_dir);
-  struct ledger_options lo = {.map_size = n->cfg.map_size};
-  if ((rc = ledger_open(&n->ledger, path, &lo)) != 0) {
-    GM_ERROR("cannot open ledger", "path=%s err=%s", path, gm_err_code(rc));
+  if ((rc = checkpoint_recover(n)) != 0)
     return rc;
-  }
+  n->started = true;
   if ((rc = node_bootstrap(n)) != 0)
     return rc;
   if ((rc = auth_init(n)) != 0)
@@ -195,8 +202,9 @@ int node_start(struct node *n) {
   n->rate = calloc(RATE_SLOTS, sizeof *n->rate);
   if (n->rate == NULL)
     return GM_ENOMEM;
-  if ((rc = commit_init(&n->commit, n->loop, n->ledger)) != 0)
+  if ((rc = commit_init(&n->commit, n->loop, n->ledger, &n->journal)) != 0)
     return rc;
+  checkpoint_start(n);
   if (n->cfg.join[0] || n->cfg.bootstrap)
     GM_WARN("cluster flags given; this gate runs alone (no peers are contacted)",
             "join=%s bootstrap=%d", n->cfg.join, n->cfg.bootstrap);
@@ -219,11 +227,18 @@ static void on_stop_timer(uv_timer_t *t) {
   uv_stop(n->loop);
 }
 
+void node_maybe_stopped(struct node *n) {
+  if (!n->stopping || !n->drained || n->snap_running)
+    return;
+  /* Give the replies just written a moment to leave the socket buffers. */
+  uv_timer_start(&n->stop_timer, on_stop_timer, 200, 0);
+}
+
 static void on_drained(void *arg) {
   struct node *n = arg;
   GM_INFO("commit queue drained", "applied=%llu", (unsigned long long)n->commit.stats.applied);
-  /* Give the replies just written a moment to leave the socket buffers. */
-  uv_timer_start(&n->stop_timer, on_stop_timer, 200, 0);
+  n->drained = true;
+  node_maybe_stopped(n);
 }
 
 void node_stop(struct node *n) {
@@ -233,12 +248,17 @@ void node_stop(struct node *n) {
   uv_signal_stop(&n->sig_int);
   uv_signal_stop(&n->sig_term);
   http_stop(n);
+  checkpoint_stop(n);
   commit_drain(&n->commit, on_drained, n);
 }
 
 void node_cleanup(struct node *n) {
   if (n->commit.pending)
     commit_close(&n->commit);
+  /* A clean stop: the ledger is on disk, the next start needs no rebuild. */
+  if (n->started && n->ledger && n->drained && ledger_sync(n->ledger) == 0)
+    checkpoint_mark(n, true);
+  journal_close(&n->journal);
   auth_cleanup(n);
   free(n->rate);
   n->rate = NULL;

@@ -17,6 +17,7 @@
 #include "../methods/method.h"
 #include "commit.h"
 #include "config.h"
+#include "journal.h"
 
 #define AUTH_CACHE_SLOTS 4096
 #define RATE_SLOTS 4096
@@ -73,6 +74,12 @@ struct node {
   uv_signal_t sig_int;
   uv_signal_t sig_term;
   uv_timer_t stop_timer;
+  struct journal journal;
+  uv_timer_t ckpt_timer;
+  bool snap_running;
+  int64_t last_checkpoint_ms;
+  bool drained;
+  bool started;
   bool stopping;
   int64_t started_ms;
 };
@@ -90,6 +97,8 @@ int node_start(struct node *n);
 /* Stops accepting, drains the commit queue, stops the loop. */
 void node_stop(struct node *n);
 void node_cleanup(struct node *n);
+/* Ends the loop once the commit queue is drained and no checkpoint runs. */
+void node_maybe_stopped(struct node *n);
 
 /* First start: creates the admin account and the first signing key. */
 int node_bootstrap(struct node *n);

@@ -96,6 +96,16 @@ Test(ledger, redeem_checks_version_revocation_and_nonce) {
   cr_assert_eq(th_redeem(l, "r3", "t2", "g", 1, 0, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_REVOKED);
 
+  /* Steps (nonces) belong to a credential: issue one for t1. */
+  th_cmd(&c, LEDGER_OP_CRED_ISSUE, "cred", 4500);
+  strcpy(c.u.cred.method, "qr");
+  strcpy(c.u.cred.id, "t1");
+  strcpy(c.u.cred.ticket_id, "t1");
+  c.u.cred.ticket_version = 1;
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(th_redeem(l, "r3b", "t2", "g", 1, 5, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REVOKED);
   cr_assert_eq(th_redeem(l, "r4", "t1", "g", 1, 100, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_NONE);
   cr_assert_eq(th_redeem(l, "r5", "t1", "g", 1, 100, &r), 0);

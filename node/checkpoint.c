@@ -1,0 +1,257 @@
+/*
+ * checkpoint.c — recovery at start and periodic snapshots (see checkpoint.h).
+ */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/assert.h"
+#include "../lib/err.h"
+#include "../lib/log.h"
+#include "journal.h"
+
+#define CHECKPOINT_TICK_MS 5000
+
+static void read_boot_id(char out[64]) {
+  out[0] = 0;
+  FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+  if (f) {
+    if (fgets(out, 64, f) == NULL)
+      out[0] = 0;
+    fclose(f);
+  }
+  out[strcspn(out, "\r\n")] = 0;
+}
+
+static int write_file_durably(const char *dir, const char *name, const void *p, size_t n) {
+  char tmp[700], path[700];
+  snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return GM_EIO;
+  const uint8_t *b = p;
+  for (size_t w = 0; w < n;) {
+    ssize_t r = write(fd, b + w, n - w);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      close(fd);
+      unlink(tmp);
+      return errno == ENOSPC ? GM_EFULL : GM_EIO;
+    }
+    w += (size_t)r;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0)
+    return GM_EIO;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (dfd < 0)
+    return GM_EIO;
+  int rc = fsync(dfd) == 0 ? 0 : GM_EIO;
+  close(dfd);
+  return rc;
+}
+
+int checkpoint_mark(struct node *n, bool clean) {
+  char boot[64], line[100];
+  read_boot_id(boot);
+  int len = snprintf(line, sizeof line, "%s %s\n", clean ? "clean" : "dirty", boot);
+  return write_file_durably(n->cfg.data_dir, "state", line, (size_t)len);
+}
+
+static int read_whole(const char *path, struct gm_buf *out) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return errno == ENOENT ? GM_ENOTFOUND : GM_EIO;
+  char chunk[1 << 16];
+  size_t r;
+  int rc = 0;
+  while (rc == 0 && (r = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = gm_buf_append(out, chunk, r);
+  if (ferror(f))
+    rc = GM_EIO;
+  fclose(f);
+  return rc;
+}
+
+struct replay_ctx {
+  struct ledger *ledger;
+  uint64_t batches;
+};
+
+static int replay_apply(void *arg, uint64_t seq, const struct gm_slice *cmds, size_t n) {
+  struct replay_ctx *rc = arg;
+  struct ledger_result *res = calloc(n ? n : 1, sizeof *res);
+  if (res == NULL)
+    return GM_ENOMEM;
+  int r = ledger_apply_batch_at(rc->ledger, seq, cmds, n, res);
+  free(res);
+  rc->batches++;
+  return r;
+}
+
+static int remove_tree(const char *dir) {
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+  return system(cmd) == 0 ? 0 : GM_EIO;
+}
+
+int checkpoint_recover(struct node *n) {
+  const char *dd = n->cfg.data_dir;
+  char path[700], boot[64];
+  read_boot_id(boot);
+  snprintf(path, sizeof path, "%s/state", dd);
+  struct gm_buf st;
+  gm_buf_init(&st);
+  bool trusted = true;
+  if (read_whole(path, &st) == 0 && st.len > 6) {
+    gm_buf_append(&st, "", 1);
+    const char *s = (const char *)st.ptr;
+    const char *sp = strchr(s, ' ');
+    char was[64] = "";
+    if (sp)
+      snprintf(was, sizeof was, "%.*s", (int)strcspn(sp + 1, "\r\n"), sp + 1);
+    if (strncmp(s, "dirty", 5) == 0 && strcmp(was, boot) != 0)
+      trusted = false;
+  }
+  gm_buf_free(&st);
+
+  char ledger_dir[700];
+  snprintf(ledger_dir, sizeof ledger_dir, "%s/ledger", dd);
+  if (!trusted) {
+    GM_WARN("unclean shutdown on an earlier boot: rebuilding the ledger from snapshot and "
+            "journal", "data_dir=%s", dd);
+    if (remove_tree(ledger_dir) != 0)
+      return GM_EIO;
+  }
+  struct ledger_options lo = {.map_size = n->cfg.map_size, .no_sync = true};
+  int rc = ledger_open(&n->ledger, ledger_dir, &lo);
+  if (rc != 0) {
+    GM_ERROR("cannot open ledger", "path=%s err=%s", ledger_dir, gm_err_code(rc));
+    return rc;
+  }
+  if (!trusted) {
+    struct gm_buf snap;
+    gm_buf_init(&snap);
+    snprintf(path, sizeof path, "%s/snapshot", dd);
+    rc = read_whole(path, &snap);
+    if (rc == 0)
+      rc = ledger_restore(n->ledger, snap.ptr, snap.len);
+    else if (rc == GM_ENOTFOUND)
+      rc = 0; /* no checkpoint yet: the journal holds everything */
+    gm_buf_free(&snap);
+    if (rc != 0) {
+      GM_ERROR("cannot restore the snapshot", "path=%s err=%s", path, gm_err_code(rc));
+      return rc;
+    }
+  }
+  if ((rc = journal_open(&n->journal, dd)) != 0)
+    return rc;
+  struct replay_ctx rctx = {.ledger = n->ledger};
+  uint64_t after = ledger_applied_seq(n->ledger);
+  rc = journal_replay(&n->journal, after, replay_apply, &rctx);
+  if (rc != 0) {
+    GM_ERROR("journal replay failed", "err=%s", gm_err_code(rc));
+    return rc;
+  }
+  if (rctx.batches > 0)
+    GM_INFO("journal replayed", "batches=%" PRIu64 " from_seq=%" PRIu64 " to_seq=%" PRIu64,
+            rctx.batches, after + 1, n->journal.last_seq);
+  if ((rc = ledger_sync(n->ledger)) != 0)
+    return rc;
+  return checkpoint_mark(n, false);
+}
+
+struct snap_work {
+  uv_work_t w;
+  struct node *n;
+  uint64_t through;
+  uint64_t new_start;
+  int rc;
+  size_t bytes;
+};
+
+static void snap_run(uv_work_t *w) {
+  struct snap_work *sw = w->data;
+  struct gm_buf b;
+  gm_buf_init(&b);
+  sw->rc = ledger_snapshot(sw->n->ledger, &b);
+  if (sw->rc == 0)
+    sw->rc = write_file_durably(sw->n->cfg.data_dir, "snapshot", b.ptr, b.len);
+  sw->bytes = b.len;
+  gm_buf_free(&b);
+  /* The snapshot holds every batch up to at least `through`: the journal
+   * files before the rotation are no longer needed for recovery. */
+  if (sw->rc == 0)
+    sw->rc = journal_drop_through(sw->n->cfg.data_dir, sw->through, sw->new_start);
+}
+
+static void snap_done(uv_work_t *w, int status) {
+  struct snap_work *sw = w->data;
+  struct node *n = sw->n;
+  n->snap_running = false;
+  n->last_checkpoint_ms = node_now_ms();
+  if (sw->rc == 0)
+    GM_INFO("checkpoint written", "through_seq=%" PRIu64 " bytes=%zu", sw->through, sw->bytes);
+  else
+    GM_ERROR("checkpoint failed; the journal is kept", "err=%s", gm_err_code(sw->rc));
+  free(sw);
+  node_maybe_stopped(n);
+}
+
+static void on_rotated(void *arg, uint64_t through, uint64_t new_start) {
+  struct node *n = arg;
+  struct snap_work *sw = calloc(1, sizeof *sw);
+  if (sw == NULL)
+    return;
+  sw->n = n;
+  sw->through = through;
+  sw->new_start = new_start;
+  sw->w.data = sw;
+  n->snap_running = true;
+  if (uv_queue_work(n->loop, &sw->w, snap_run, snap_done) != 0) {
+    n->snap_running = false;
+    free(sw);
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct node *n = t->data;
+  struct journal *j = &n->journal;
+  if (n->snap_running || n->stopping || j->bytes_since_rotate == 0)
+    return;
+  int64_t now = node_now_ms();
+  bool due = j->bytes_since_rotate >= n->cfg.checkpoint_journal_bytes ||
+             now - n->last_checkpoint_ms >= n->cfg.checkpoint_interval_ms;
+  if (!due)
+    return;
+  if (commit_idle(&n->commit)) {
+    /* No batch on the worker: rotate here. */
+    uint64_t through = j->last_seq;
+    if (journal_rotate(j) == 0)
+      on_rotated(n, through, j->file_start);
+  } else {
+    n->commit.rotate_requested = true;
+  }
+}
+
+void checkpoint_start(struct node *n) {
+  n->commit.on_rotated = on_rotated;
+  n->commit.on_rotated_arg = n;
+  n->last_checkpoint_ms = node_now_ms();
+  uv_timer_init(n->loop, &n->ckpt_timer);
+  n->ckpt_timer.data = n;
+  uv_timer_start(&n->ckpt_timer, on_tick, CHECKPOINT_TICK_MS, CHECKPOINT_TICK_MS);
+}
+
+void checkpoint_stop(struct node *n) {
+  if (n->ckpt_timer.loop)
+    uv_timer_stop(&n->ckpt_timer);
+}
