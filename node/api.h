@@ -60,8 +60,9 @@ int api_require(struct api_req *ar, int role);
 /* Query string value (URL-decoded) into out; 0 if present. */
 int api_query(struct api_req *ar, const char *key, char *out, size_t cap);
 
-/* Commits c; on completion calls cb on the loop thread with ar. Replies 503
- * and finishes ar itself if the queue refuses. */
+/* Commits c and calls cb exactly once on the loop thread: with the committed
+ * result, or right away with res->rc = GM_ELIMIT / GM_ESHUTDOWN when the
+ * queue refuses the command (cb replies 503 through api_error). */
 typedef void (*api_commit_cb)(struct api_req *ar, const struct ledger_result *res);
 void api_commit(struct api_req *ar, struct ledger_cmd *c, api_commit_cb cb);
 

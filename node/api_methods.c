@@ -130,7 +130,9 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
 
 static void verify_committed(struct api_req *ar, const struct ledger_result *res) {
   struct verify_state *st = ar->state;
-  if (res->rc != 0)
+  if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN)
+    api_error(ar, res->rc, "the gate is overloaded or stopping: not recorded, do not admit; retry");
+  else if (res->rc != 0)
     api_error(ar, res->rc, "the admission could not be recorded; do not admit");
   else
     reply_verdict(ar, st, res->reason, res->decided_ms,

@@ -302,9 +302,13 @@ void api_commit(struct api_req *ar, struct ledger_cmd *c, api_commit_cb cb) {
     rc = commit_submit(&ar->node->commit, c, on_committed, cc);
   }
   if (rc != 0) {
+    /* Refused (queue full, shutting down): the callback still runs, once,
+     * with the refusal as the result, so it frees what it owns. */
     free(cc);
-    api_error(ar, rc, rc == GM_ELIMIT ? "the gate is overloaded; retry shortly" : NULL);
-    api_done(ar);
+    struct ledger_result res;
+    memset(&res, 0, sizeof res);
+    res.rc = rc;
+    cb(ar, &res);
   }
 }
 

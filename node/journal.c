@@ -221,6 +221,11 @@ int journal_replay(struct journal *j, uint64_t after, journal_apply_fn fn, void 
     return GM_ENOMEM;
   int rc = list_files(j->dir, starts, &n);
   j->last_seq = 0;
+  if (rc == 0 && n > 0 && starts[0] > after + 1) {
+    GM_ERROR("journal: the oldest file starts after the ledger's applied seq; batches are "
+             "missing", "first=%" PRIu64 " applied=%" PRIu64, starts[0], after);
+    rc = GM_ECORRUPT;
+  }
   for (size_t i = 0; i < n && rc == 0; i++) {
     char path[700];
     file_path(path, sizeof path, j->dir, starts[i]);

@@ -11,6 +11,7 @@
 
 #include "ledger/ledger.h"
 #include "lib/buf.h"
+#include "lib/mpk.h"
 
 static inline char *th_tmpdir(void) {
   char tmpl[] = "/tmp/gmtest.XXXXXX";
