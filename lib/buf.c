@@ -12,8 +12,16 @@
 
 void gm_buf_init(struct gm_buf *b) { memset(b, 0, sizeof *b); }
 
+void gm_buf_init_fixed(struct gm_buf *b, void *mem, size_t cap) {
+  b->ptr = mem;
+  b->len = 0;
+  b->cap = cap;
+  b->fixed = true;
+}
+
 void gm_buf_free(struct gm_buf *b) {
-  free(b->ptr);
+  if (!b->fixed)
+    free(b->ptr);
   gm_buf_init(b);
 }
 
@@ -25,6 +33,8 @@ int gm_buf_reserve(struct gm_buf *b, size_t extra) {
   size_t need = b->len + extra;
   if (need <= b->cap)
     return 0;
+  if (b->fixed)
+    return GM_ETOOBIG;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < need)
     cap *= 2;

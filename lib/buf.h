@@ -9,6 +9,7 @@
 #ifndef GM_BUF_H
 #define GM_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,9 +24,13 @@ struct gm_buf {
   uint8_t *ptr;
   size_t len;
   size_t cap;
+  bool fixed; /* borrowed memory: never grown or freed; growth is GM_ETOOBIG */
 };
 
 void gm_buf_init(struct gm_buf *b);
+/* A buffer over caller memory (a stack array), for hot paths that must not
+ * allocate. */
+void gm_buf_init_fixed(struct gm_buf *b, void *mem, size_t cap);
 void gm_buf_free(struct gm_buf *b);
 void gm_buf_reset(struct gm_buf *b);
 int gm_buf_reserve(struct gm_buf *b, size_t extra);

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "../lib/buf.h"
+
 #include "node.h"
 
 #define API_PARAMS_MAX 3
@@ -94,6 +96,9 @@ void api_incidents(struct api_req *ar);
 /* Loads the ticket named by params[0] if the caller holds it or has at least
  * `role`; otherwise replies (404 to attendees, 403 to others) and returns -1. */
 int api_load_ticket(struct api_req *ar, int role, struct ledger_ticket *t);
+
+/* Appends s as a JSON string literal (quoted, escaped). */
+void api_json_str(struct gm_buf *b, const char *s);
 
 /* Shared JSON renderers. */
 json_t *api_ticket_json(const struct ledger_ticket *t);

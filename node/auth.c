@@ -107,20 +107,17 @@ int auth_token_issue(struct node *n, const struct ledger_user *u, char *out, int
 }
 
 void auth_request_id(struct node *n, const char *principal, const char *idem_key, char *out) {
+  out[0] = 0;
+  if (idem_key == NULL || idem_key[0] == 0)
+    return;
   uint8_t h[16];
-  if (idem_key && idem_key[0]) {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const uint8_t *)principal, strlen(principal) + 1);
-    crypto_generichash_update(&st, (const uint8_t *)idem_key, strlen(idem_key));
-    crypto_generichash_final(&st, h, sizeof h);
-    memcpy(out, "ik-", 3);
-    gm_hex(out + 3, h, sizeof h);
-  } else {
-    randombytes_buf(h, sizeof h);
-    memcpy(out, "r-", 2);
-    gm_hex(out + 2, h, sizeof h);
-  }
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  crypto_generichash_update(&st, (const uint8_t *)principal, strlen(principal) + 1);
+  crypto_generichash_update(&st, (const uint8_t *)idem_key, strlen(idem_key));
+  crypto_generichash_final(&st, h, sizeof h);
+  memcpy(out, "ik-", 3);
+  gm_hex(out + 3, h, sizeof h);
 }
 
 struct pw_work {

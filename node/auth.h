@@ -24,8 +24,10 @@ int auth_token_check(struct node *n, const char *tok, size_t len, struct auth_wh
 int auth_token_issue(struct node *n, const struct ledger_user *u, char *out, int64_t *exp_ms);
 
 /* The request id of a write: derived from (principal, Idempotency-Key) when
- * the client sent one, so a retry maps to the same ledger dedup entry;
- * random otherwise. out holds LEDGER_RID_MAX+1. */
+ * the client sent one, so a retry maps to the same ledger dedup entry.
+ * Without a key it is empty: no client could ever retry with an id it never
+ * saw, so the ledger keeps no dedup entry for the command (two B-tree
+ * inserts and a prune saved per scan). out holds LEDGER_RID_MAX+1. */
 void auth_request_id(struct node *n, const char *principal, const char *idem_key, char *out);
 
 /* Runs crypto_pwhash_str / _verify on the threadpool; cb runs on the loop with

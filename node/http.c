@@ -195,6 +195,26 @@ int api_unpack(struct api_req *ar, const char *fmt, ...) {
   return -1;
 }
 
+void api_json_str(struct gm_buf *b, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  gm_buf_append(b, "\"", 1);
+  const char *run = s;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    gm_buf_append(b, run, (size_t)(s - run));
+    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+    if (c == '"' || c == '\\')
+      gm_buf_append(b, (char[]){'\\', (char)c}, 2);
+    else
+      gm_buf_append(b, esc, sizeof esc);
+    run = s + 1;
+  }
+  gm_buf_append(b, run, (size_t)(s - run));
+  gm_buf_append(b, "\"", 1);
+}
+
 bool api_valid_id(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > LEDGER_ID_MAX)
