@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
-DUR=${BENCH_SECONDS:-8}
+DUR=${BENCH_SECONDS:-5}
+ROUNDS=3
 CONNS=64
 TMP=$(mktemp -d /tmp/gm-bench.XXXXXX)
 PIDS=()
@@ -24,13 +25,13 @@ echo "== in process, one core"
 taskset -c 0 "$B/bench/bench_core" | tee "$TMP/core.txt"
 RAW=$(awk '/^raw_ed25519_verify/ {print $2}' "$TMP/core.txt")
 
-echo "== HTTP POST /verify, wrk -t1 -c$CONNS -d${DUR}s"
+echo "== HTTP POST /verify, wrk -t1 -c$CONNS -d${DUR}s, $ROUNDS interleaved rounds"
 HP=$(port)
 taskset -c 0 "$B/bench/hello" "$HP" & PIDS+=($!)
 wait_http "http://127.0.0.1:$HP/"
 # The hello peer gets the same request bytes the gate will get.
-N_PASS=${BENCH_PASS_CREDS:-400000}
-N_QR=${BENCH_QR_CREDS:-200000}
+N_PASS=${BENCH_PASS_CREDS:-750000}
+N_QR=${BENCH_QR_CREDS:-300000}
 GP=$(port)
 DATA=$TMP/gate
 GATE=(taskset -c 0 "$B/gated" --data-dir "$DATA" --http-listen 127.0.0.1:$GP --pass-period-s 120
@@ -39,29 +40,34 @@ GATE_ADMIN_PASSWORD=bench-pass-1 "${GATE[@]}" & GPID=$!
 wait_http "http://127.0.0.1:$GP/healthz"; kill -TERM $GPID; wait $GPID || true
 "$B/bench/mkcreds" "$DATA" pass $N_PASS "$TMP/pass.txt" 120
 "$B/bench/mkcreds" "$DATA" qr $N_QR "$TMP/qr.txt"
-TOKEN=x
-taskset -c 1 wrk -t1 -c$CONNS -d${DUR}s -s bench/verify.lua "http://127.0.0.1:$HP" -- "$TMP/pass.txt" "$TOKEN" 1 > "$TMP/hello.txt"
-HELLO=$(rps "$TMP/hello.txt")
-printf 'h2o_hello_http %.0f /s p50-ish latency %s\n' "$HELLO" "$(lat "$TMP/hello.txt")"
-
 "${GATE[@]}" >> "$TMP/gate.log" 2>&1 & GPID=$!; PIDS+=($GPID)
 wait_http "http://127.0.0.1:$GP/healthz"
 TOKEN=$(curl -s "http://127.0.0.1:$GP/auth/login" -d '{"username":"admin","password":"bench-pass-1"}' | jq -r .token)
-admitted() { curl -s "http://127.0.0.1:$GP/metrics" | awk -F' ' '/^gate_verify_total\{result="admitted"\}/ {print $2}'; }
-denied() { curl -s "http://127.0.0.1:$GP/metrics" | awk -F' ' '/^gate_verify_total\{result="denied"\}/ {print $2}'; }
-for kind in pass qr; do
-  a0=$(admitted); d0=$(denied)
-  taskset -c 1 wrk -t1 -c$CONNS -d${DUR}s --latency -s bench/verify.lua "http://127.0.0.1:$GP" -- "$TMP/$kind.txt" "$TOKEN" 1 > "$TMP/$kind.out"
-  a1=$(admitted); d1=$(denied)
-  R=$(rps "$TMP/$kind.out")
-  ADM=$(( a1 - a0 )); DEN=$(( d1 - d0 ))
-  P50=$(awk '/ 50%/ {print $2}' "$TMP/$kind.out"); P99=$(awk '/ 99%/ {print $2}' "$TMP/$kind.out")
-  if [ "$kind" = pass ]; then
-    printf 'http_verify_pass %.0f /s %.2f of h2o hello (target >= 0.40); admitted %d denied %d; p50 %s p99 %s\n' \
-      "$R" "$(echo "$R / $HELLO" | bc -l)" "$ADM" "$DEN" "$P50" "$P99"
-  else
-    printf 'http_verify_qr %.0f /s %.2f of raw ed25519 verify (target >= 0.60); admitted %d denied %d; p50 %s p99 %s\n' \
-      "$R" "$(echo "$R / $RAW" | bc -l)" "$ADM" "$DEN" "$P50" "$P99"
-  fi
+metric() { curl -s "http://127.0.0.1:$GP/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+# Three interleaved rounds; medians. Each round takes the next slice of the
+# credential files, so every request in every round is a fresh credential.
+split -n l/$ROUNDS -d "$TMP/pass.txt" "$TMP/pass."
+split -n l/$ROUNDS -d "$TMP/qr.txt" "$TMP/qr."
+: > "$TMP/rounds"
+for r in $(seq 0 $((ROUNDS - 1))); do
+  taskset -c 1 wrk -t1 -c$CONNS -d${DUR}s -s bench/verify.lua "http://127.0.0.1:$HP" -- "$TMP/pass.0$r" x 1 > "$TMP/hello.$r"
+  for kind in pass qr; do
+    a0=$(metric 'gate_verify_total{result="admitted"}'); d0=$(metric 'gate_verify_total{result="denied"}')
+    taskset -c 1 wrk -t1 -c$CONNS -d${DUR}s --latency -s bench/verify.lua "http://127.0.0.1:$GP" -- "$TMP/$kind.0$r" "$TOKEN" 1 > "$TMP/$kind.$r"
+    a1=$(metric 'gate_verify_total{result="admitted"}'); d1=$(metric 'gate_verify_total{result="denied"}')
+    echo "$r $kind $(rps "$TMP/$kind.$r") $((a1 - a0)) $((d1 - d0)) $(awk '/ 50%/ {print $2}' "$TMP/$kind.$r") $(awk '/ 99%/ {print $2}' "$TMP/$kind.$r")" >> "$TMP/rounds"
+  done
+  echo "$r hello $(rps "$TMP/hello.$r") 0 0 - -" >> "$TMP/rounds"
 done
+median() { awk -v k="$1" -v f="$2" '$2 == k {print $f}' "$TMP/rounds" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+sum() { awk -v k="$1" -v f="$2" '$2 == k {s += $f} END {print s}' "$TMP/rounds"; }
+while read -r r kind v a d p50 p99; do
+  printf '  round %s %-5s %8.0f /s admitted %s denied %s p50 %s p99 %s\n' "$r" "$kind" "$v" "$a" "$d" "$p50" "$p99"
+done < "$TMP/rounds"
+HELLO=$(median hello 3); PASS=$(median pass 3); QR=$(median qr 3)
+printf 'h2o_hello_http %.0f /s (median of %d)\n' "$HELLO" $ROUNDS
+printf 'http_verify_pass %.0f /s %.2f of h2o hello (target >= 0.40); admitted %d denied %d\n' \
+  "$PASS" "$(echo "$PASS / $HELLO" | bc -l)" "$(sum pass 4)" "$(sum pass 5)"
+printf 'http_verify_qr %.0f /s %.2f of raw ed25519 verify (target >= 0.60); admitted %d denied %d\n' \
+  "$QR" "$(echo "$QR / $RAW" | bc -l)" "$(sum qr 4)" "$(sum qr 5)"
 curl -s "http://127.0.0.1:$GP/metrics" | grep -E "^gate_commit_(batches|commands|apply_seconds|wait_seconds)_total|^gate_commit_batch_max"

@@ -177,6 +177,10 @@ int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
   return 0;
 }
 
+void ledger_rd_park(struct ledger_rd *rd) { mdb_txn_reset(rd->txn); }
+
+int ledger_rd_renew(struct ledger_rd *rd) { return ledger__mdb_err(mdb_txn_renew(rd->txn)); }
+
 void ledger_rd_end(struct ledger_rd *rd) {
   if (rd == NULL)
     return;

@@ -78,6 +78,11 @@ int ledger_apply_cmd(struct ledger *l, const struct ledger_cmd *c, struct ledger
 
 int ledger_rd_begin(struct ledger *l, struct ledger_rd **out);
 void ledger_rd_end(struct ledger_rd *rd);
+/* Parks rd (releases its snapshot, keeps its reader slot) and brings it back
+ * on a fresh snapshot: for a thread that reads per request, this skips the
+ * reader-table lock and allocation of a new transaction. */
+void ledger_rd_park(struct ledger_rd *rd);
+int ledger_rd_renew(struct ledger_rd *rd);
 
 int ledger_event_get(struct ledger_rd *rd, const char *id, struct ledger_event *out);
 int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket *out);
@@ -117,6 +122,11 @@ int ledger_audit_scan(struct ledger_rd *rd, const struct ledger_audit_filter *f,
 /* The whole state as a byte stream (tables in a fixed order, keys sorted), so
  * equal states give equal bytes. restore replaces the state with a stream. */
 int ledger_snapshot(struct ledger *l, struct gm_buf *out);
+/* The same stream handed to write() in chunks of at most 1 MiB, so a large
+ * ledger goes to a file without being held in memory; write returns 0 or a
+ * GM_E* code that stops the snapshot. */
+int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
+                           void *arg);
 int ledger_restore(struct ledger *l, const uint8_t *p, size_t n);
 /* BLAKE2b-256 of the snapshot stream. */
 int ledger_hash(struct ledger *l, uint8_t out[32]);

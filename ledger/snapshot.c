@@ -17,31 +17,65 @@
 
 static const char snap_magic[8] = {'G', 'M', 'S', 'N', 'A', 'P', '1', '\n'};
 
-static int put_u32(struct gm_buf *b, uint32_t v) {
-  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  return gm_buf_append(b, x, 4);
+#define SNAP_CHUNK ((size_t)1 << 20)
+
+struct snap_out {
+  struct gm_buf buf;
+  crypto_generichash_state hash;
+  int (*write)(void *arg, const void *p, size_t n);
+  void *arg;
+};
+
+static int snap_flush(struct snap_out *o) {
+  if (o->buf.len == 0)
+    return 0;
+  crypto_generichash_update(&o->hash, o->buf.ptr, o->buf.len);
+  int rc = o->write(o->arg, o->buf.ptr, o->buf.len);
+  o->buf.len = 0;
+  return rc;
 }
 
-static int put_u64(struct gm_buf *b, uint64_t v) {
+static int snap_put(struct snap_out *o, const void *p, size_t n) {
+  if (o->buf.len + n > SNAP_CHUNK) {
+    int rc = snap_flush(o);
+    if (rc != 0)
+      return rc;
+  }
+  if (n > SNAP_CHUNK) { /* a value larger than a chunk goes straight through */
+    crypto_generichash_update(&o->hash, p, n);
+    return o->write(o->arg, p, n);
+  }
+  return gm_buf_append(&o->buf, p, n);
+}
+
+static int snap_u32(struct snap_out *o, uint32_t v) {
+  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  return snap_put(o, x, 4);
+}
+
+static int snap_u64(struct snap_out *o, uint64_t v) {
   uint8_t x[8];
   for (int i = 0; i < 8; i++)
     x[i] = (uint8_t)(v >> (8 * i));
-  return gm_buf_append(b, x, 8);
+  return snap_put(o, x, 8);
 }
 
-int ledger_snapshot(struct ledger *l, struct gm_buf *out) {
+int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
+                           void *arg) {
+  struct snap_out o = {.write = write, .arg = arg};
+  gm_buf_init(&o.buf);
+  crypto_generichash_init(&o.hash, NULL, 0, 32);
   MDB_txn *txn;
   int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
   if (rc != 0)
-    return rc;
-  size_t start = out->len;
-  if ((rc = gm_buf_append(out, snap_magic, sizeof snap_magic)) != 0)
+    goto out_buf;
+  if ((rc = snap_put(&o, snap_magic, sizeof snap_magic)) != 0)
     goto out;
   for (int t = 0; t < LEDGER_T__COUNT; t++) {
     MDB_stat st;
     if ((rc = ledger__mdb_err(mdb_stat(txn, l->dbi[t], &st))) != 0)
       goto out;
-    if ((rc = put_u64(out, st.ms_entries)) != 0)
+    if ((rc = snap_u64(&o, st.ms_entries)) != 0)
       goto out;
     MDB_cursor *cur;
     if ((rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[t], &cur))) != 0)
@@ -51,13 +85,13 @@ int ledger_snapshot(struct ledger *l, struct gm_buf *out) {
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (mrc == 0 && rc == 0) {
       seen++;
-      rc = put_u32(out, (uint32_t)k.mv_size);
+      rc = snap_u32(&o, (uint32_t)k.mv_size);
       if (rc == 0)
-        rc = gm_buf_append(out, k.mv_data, k.mv_size);
+        rc = snap_put(&o, k.mv_data, k.mv_size);
       if (rc == 0)
-        rc = put_u32(out, (uint32_t)v.mv_size);
+        rc = snap_u32(&o, (uint32_t)v.mv_size);
       if (rc == 0)
-        rc = gm_buf_append(out, v.mv_data, v.mv_size);
+        rc = snap_put(&o, v.mv_data, v.mv_size);
       mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
@@ -65,12 +99,22 @@ int ledger_snapshot(struct ledger *l, struct gm_buf *out) {
       goto out;
     GM_ASSERT(seen == st.ms_entries);
   }
+  if ((rc = snap_flush(&o)) != 0)
+    goto out;
   uint8_t sum[32];
-  crypto_generichash(sum, sizeof sum, out->ptr + start, out->len - start, NULL, 0);
-  rc = gm_buf_append(out, sum, sizeof sum);
+  crypto_generichash_final(&o.hash, sum, sizeof sum);
+  rc = write(arg, sum, sizeof sum);
 out:
   mdb_txn_abort(txn);
+out_buf:
+  gm_buf_free(&o.buf);
   return rc;
+}
+
+static int to_buf(void *arg, const void *p, size_t n) { return gm_buf_append(arg, p, n); }
+
+int ledger_snapshot(struct ledger *l, struct gm_buf *out) {
+  return ledger_snapshot_stream(l, to_buf, out);
 }
 
 struct reader {
@@ -159,12 +203,16 @@ abort:
   return rc;
 }
 
+static int to_hash(void *arg, const void *p, size_t n) {
+  crypto_generichash_update(arg, p, n);
+  return 0;
+}
+
 int ledger_hash(struct ledger *l, uint8_t out[32]) {
-  struct gm_buf b;
-  gm_buf_init(&b);
-  int rc = ledger_snapshot(l, &b);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 32);
+  int rc = ledger_snapshot_stream(l, to_hash, &st);
   if (rc == 0)
-    crypto_generichash(out, 32, b.ptr, b.len, NULL, 0);
-  gm_buf_free(&b);
+    crypto_generichash_final(&st, out, 32);
   return rc;
 }

@@ -46,6 +46,7 @@ struct method_env {
   void (*random)(void *arg, void *out, size_t n);
   void *random_arg;
   char err[METHOD_ERR_MAX]; /* what was wrong with a GM_EINVAL request */
+  void *owner;              /* the caller's, untouched by methods */
 };
 
 struct method_issue {

@@ -30,40 +30,65 @@ static void read_boot_id(char out[64]) {
   out[strcspn(out, "\r\n")] = 0;
 }
 
-static int write_file_durably(const char *dir, const char *name, const void *p, size_t n) {
+static int write_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t w = 0; w < n;) {
+    ssize_t r = write(fd, b + w, n - w);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return errno == ENOSPC ? GM_EFULL : GM_EIO;
+    w += (size_t)r;
+  }
+  return 0;
+}
+
+/* Replaces DIR/NAME atomically and durably: fill() writes NAME.tmp, which is
+ * fsynced and renamed over NAME, and the directory is fsynced. A crash at any
+ * point leaves either the old file or the new one. */
+static int replace_durably(const char *dir, const char *name, int (*fill)(int fd, void *arg),
+                           void *arg) {
   char tmp[700], path[700];
   snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
   snprintf(path, sizeof path, "%s/%s", dir, name);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
     return GM_EIO;
-  const uint8_t *b = p;
-  for (size_t w = 0; w < n;) {
-    ssize_t r = write(fd, b + w, n - w);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      close(fd);
-      unlink(tmp);
-      return errno == ENOSPC ? GM_EFULL : GM_EIO;
-    }
-    w += (size_t)r;
+  int rc = fill(fd, arg);
+  if (rc == 0 && fsync(fd) != 0)
+    rc = GM_EIO;
+  if (close(fd) != 0 && rc == 0)
+    rc = GM_EIO;
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = GM_EIO;
+  if (rc != 0) {
+    unlink(tmp);
+    return rc;
   }
-  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0)
-    return GM_EIO;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY);
   if (dfd < 0)
     return GM_EIO;
-  int rc = fsync(dfd) == 0 ? 0 : GM_EIO;
+  rc = fsync(dfd) == 0 ? 0 : GM_EIO;
   close(dfd);
   return rc;
+}
+
+struct text {
+  const char *p;
+  size_t n;
+};
+
+static int fill_text(int fd, void *arg) {
+  struct text *t = arg;
+  return write_all(fd, t->p, t->n);
 }
 
 int checkpoint_mark(struct node *n, bool clean) {
   char boot[64], line[100];
   read_boot_id(boot);
   int len = snprintf(line, sizeof line, "%s %s\n", clean ? "clean" : "dirty", boot);
-  return write_file_durably(n->cfg.data_dir, "state", line, (size_t)len);
+  struct text t = {line, (size_t)len};
+  return replace_durably(n->cfg.data_dir, "state", fill_text, &t);
 }
 
 static int read_whole(const char *path, struct gm_buf *out) {
@@ -178,15 +203,34 @@ struct snap_work {
   size_t bytes;
 };
 
+struct snap_file {
+  int fd;
+  struct ledger *ledger;
+  size_t bytes;
+};
+
+static int snap_write(void *arg, const void *p, size_t n) {
+  struct snap_file *f = arg;
+  f->bytes += n;
+  return write_all(f->fd, p, n);
+}
+
+static int fill_snapshot(int fd, void *arg) {
+  struct snap_file *f = arg;
+  f->fd = fd;
+  return ledger_snapshot_stream(f->ledger, snap_write, f);
+}
+
+static int snapshot_to_file(struct node *n, size_t *bytes) {
+  struct snap_file f = {.ledger = n->ledger};
+  int rc = replace_durably(n->cfg.data_dir, "snapshot", fill_snapshot, &f);
+  *bytes = f.bytes;
+  return rc;
+}
+
 static void snap_run(uv_work_t *w) {
   struct snap_work *sw = w->data;
-  struct gm_buf b;
-  gm_buf_init(&b);
-  sw->rc = ledger_snapshot(sw->n->ledger, &b);
-  if (sw->rc == 0)
-    sw->rc = write_file_durably(sw->n->cfg.data_dir, "snapshot", b.ptr, b.len);
-  sw->bytes = b.len;
-  gm_buf_free(&b);
+  sw->rc = snapshot_to_file(sw->n, &sw->bytes);
   /* The snapshot holds every batch up to at least `through`: the journal
    * files before the rotation are no longer needed for recovery. */
   if (sw->rc == 0)
@@ -198,8 +242,10 @@ static void snap_done(uv_work_t *w, int status) {
   struct node *n = sw->n;
   n->snap_running = false;
   n->last_checkpoint_ms = node_now_ms();
-  if (sw->rc == 0)
+  if (sw->rc == 0) {
+    n->last_snapshot_bytes = sw->bytes;
     GM_INFO("checkpoint written", "through_seq=%" PRIu64 " bytes=%zu", sw->through, sw->bytes);
+  }
   else
     GM_ERROR("checkpoint failed; the journal is kept", "err=%s", gm_err_code(sw->rc));
   free(sw);
@@ -228,7 +274,13 @@ static void on_tick(uv_timer_t *t) {
   if (n->snap_running || n->stopping || j->bytes_since_rotate == 0)
     return;
   int64_t now = node_now_ms();
-  bool due = j->bytes_since_rotate >= n->cfg.checkpoint_journal_bytes ||
+  /* Due when the journal has grown past both the configured size and the
+   * last snapshot (so rewriting the whole ledger costs at most one byte per
+   * journal byte), or when the interval has passed. */
+  uint64_t size_due = n->cfg.checkpoint_journal_bytes > n->last_snapshot_bytes
+                          ? n->cfg.checkpoint_journal_bytes
+                          : n->last_snapshot_bytes;
+  bool due = j->bytes_since_rotate >= size_due ||
              now - n->last_checkpoint_ms >= n->cfg.checkpoint_interval_ms;
   if (!due)
     return;

@@ -2,9 +2,11 @@
  * checkpoint.h — keeps the journal short and the gate recoverable.
  *
  * The ledger commits without fsync (the journal is the durability point), so
- * after a power loss its file cannot be trusted. A checkpoint writes the whole
- * ledger as a snapshot file (DATA_DIR/snapshot, written aside, fsynced,
- * renamed) and then deletes the journal files it covers. Recovery at start:
+ * after a power loss its file cannot be trusted. A checkpoint streams the
+ * whole ledger into a snapshot file (DATA_DIR/snapshot, written aside,
+ * fsynced, renamed) and then deletes the journal files it covers. It is due
+ * when the journal outgrows both checkpoint-journal-mb and the last snapshot,
+ * or every checkpoint-interval-s. Recovery at start:
  *   - clean shutdown, or a crash on the same boot (the page cache survived):
  *     the ledger is good; replay the journal past its applied seq;
  *   - a crash on an earlier boot (power loss, kernel crash): discard the

@@ -31,6 +31,7 @@ int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
   }
   uv_check_init(loop, &q->check);
   q->check.data = q;
+  mpk_w_init(&q->scratch);
   return 0;
 }
 
@@ -58,12 +59,17 @@ int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb 
     return GM_ESHUTDOWN;
   if (q->n_pending >= COMMIT_QUEUE_MAX)
     return GM_ELIMIT;
-  struct mpk_w w;
-  mpk_w_init(&w);
-  ledger_cmd_encode(c, &w);
-  int rc = push(q, (uint8_t *)w.sb.data, w.sb.size, cb, arg);
+  /* Encode into the queue's scratch writer and keep an exact-size copy: a
+   * fresh msgpack buffer would start at 8 KiB for a ~200-byte command. */
+  mpk_w_reset(&q->scratch);
+  ledger_cmd_encode(c, &q->scratch);
+  uint8_t *cmd = malloc(q->scratch.sb.size);
+  if (cmd == NULL)
+    return GM_ENOMEM;
+  memcpy(cmd, q->scratch.sb.data, q->scratch.sb.size);
+  int rc = push(q, cmd, q->scratch.sb.size, cb, arg);
   if (rc != 0)
-    mpk_w_free(&w);
+    free(cmd);
   return rc;
 }
 
@@ -217,6 +223,7 @@ void commit_close(struct commit_queue *q) {
   free(q->results);
   free(q->inflight);
   free(q->audit);
+  mpk_w_free(&q->scratch);
   q->pending = NULL;
   q->slices = NULL;
   q->results = NULL;

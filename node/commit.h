@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "../ledger/ledger.h"
+#include "../lib/mpk.h"
 #include "journal.h"
 
 /* Commands in one transaction; more wait for the next. Bounds the time one
@@ -71,6 +72,7 @@ struct commit_queue {
   uv_work_t work;
   struct ledger_audit *audit;
   uint32_t n_audit;
+  struct mpk_w scratch; /* encoding buffer of the loop thread */
   struct commit_stats stats;
   uint64_t first_pending_us; /* when the oldest pending command arrived */
   void (*on_idle)(void *arg); /* called when closing and nothing is left */

@@ -40,11 +40,27 @@ int node_env_begin(struct node *n, struct method_env *env) {
   env->cfg = &n->cfg.methods;
   env->seal_key = n->seal_key;
   env->random = node_random;
+  env->owner = n;
+  /* The loop thread keeps one read transaction parked between requests. */
+  if (n->rd_parked != NULL) {
+    env->rd = n->rd_parked;
+    n->rd_parked = NULL;
+    int rc = ledger_rd_renew(env->rd);
+    if (rc == 0)
+      return 0;
+    ledger_rd_end(env->rd);
+  }
   return ledger_rd_begin(n->ledger, &env->rd);
 }
 
 void node_env_end(struct method_env *env) {
-  ledger_rd_end(env->rd);
+  struct node *n = env->owner;
+  if (n != NULL && n->rd_parked == NULL) {
+    ledger_rd_park(env->rd);
+    n->rd_parked = env->rd;
+  } else {
+    ledger_rd_end(env->rd);
+  }
   env->rd = NULL;
 }
 
@@ -253,6 +269,10 @@ void node_stop(struct node *n) {
 }
 
 void node_cleanup(struct node *n) {
+  if (n->rd_parked) {
+    ledger_rd_end(n->rd_parked);
+    n->rd_parked = NULL;
+  }
   if (n->commit.pending)
     commit_close(&n->commit);
   /* A clean stop: the ledger is on disk, the next start needs no rebuild. */

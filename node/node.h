@@ -68,6 +68,7 @@ struct node {
   h2o_accept_ctx_t accept_ctx;
   uv_tcp_t listener;
   SSL_CTX *ssl;
+  struct ledger_rd *rd_parked; /* the loop thread's reusable read transaction */
   struct auth_cache_slot *auth_cache;
   struct rate_slot *rate;
   struct node_metrics metrics;
@@ -78,6 +79,7 @@ struct node {
   uv_timer_t ckpt_timer;
   bool snap_running;
   int64_t last_checkpoint_ms;
+  uint64_t last_snapshot_bytes;
   bool drained;
   bool started;
   bool stopping;
