@@ -610,6 +610,14 @@ uint64_t ledger_applied_seq(struct ledger *l) {
   return applied;
 }
 
+uint64_t ledger_size_bytes(struct ledger *l) {
+  MDB_envinfo info;
+  MDB_stat st;
+  if (mdb_env_info(l->env, &info) != 0 || mdb_env_stat(l->env, &st) != 0)
+    return 0;
+  return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
 int ledger_sync(struct ledger *l) { return ledger__mdb_err(mdb_env_sync(l->env, 1)); }
 
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res) {

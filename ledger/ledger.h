@@ -69,6 +69,9 @@ int ledger_apply_batch_at(struct ledger *l, uint64_t seq, const struct gm_slice 
                           struct ledger_result *results);
 /* The seq of the last batch applied with ledger_apply_batch_at (0: none). */
 uint64_t ledger_applied_seq(struct ledger *l);
+/* Bytes in use in the ledger's file (pages up to the last one written): about
+ * the size of a snapshot. */
+uint64_t ledger_size_bytes(struct ledger *l);
 /* Forces everything committed so far to disk (for a ledger opened no_sync). */
 int ledger_sync(struct ledger *l);
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res);

@@ -298,6 +298,10 @@ void checkpoint_start(struct node *n) {
   n->commit.on_rotated = on_rotated;
   n->commit.on_rotated_arg = n;
   n->last_checkpoint_ms = node_now_ms();
+  /* Until the first snapshot of this run, the ledger's size stands in for
+   * the last snapshot's, so a big ledger is not rewritten after a small
+   * journal. */
+  n->last_snapshot_bytes = ledger_size_bytes(n->ledger);
   uv_timer_init(n->loop, &n->ckpt_timer);
   n->ckpt_timer.data = n;
   uv_timer_start(&n->ckpt_timer, on_tick, CHECKPOINT_TICK_MS, CHECKPOINT_TICK_MS);
