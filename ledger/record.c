@@ -29,25 +29,49 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
   mpk_kv_i64(w, "c", e->created_ms);
 }
 
-int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
-  struct mpk_doc d;
-  uint32_t pol;
-  memset(e, 0, sizeof *e);
-  if (open_doc(&d, p, n))
+/* The hot records (events, tickets, credentials) decode in place with the
+ * mpk_rd reader: no object tree, no allocation, one pass over the bytes.
+ * Unknown keys are skipped; every known key must be present once. */
+#define REC_BEGIN(rec)                                                  \
+  struct mpk_rd r = {p, (const uint8_t *)p + n};                        \
+  uint32_t entries;                                                     \
+  uint32_t seen = 0;                                                    \
+  memset(rec, 0, sizeof *rec);                                          \
+  if (mpk_rd_map(&r, &entries) != 0)                                    \
+    return GM_ECORRUPT;                                                 \
+  for (uint32_t i_ = 0; i_ < entries; i_++) {                           \
+    const char *k;                                                      \
+    uint32_t kl;                                                        \
+    int rc_ = 0;                                                        \
+    if (mpk_rd_str(&r, &k, &kl) != 0)                                   \
+      return GM_ECORRUPT;
+#define REC_FIELD(idx, name, read)                                      \
+    else if (kl == sizeof(name) - 1 && memcmp(k, name, kl) == 0) {      \
+      rc_ = (read);                                                     \
+      seen |= 1u << (idx);                                              \
+    }
+#define REC_END(nfields)                                                \
+    else rc_ = mpk_rd_skip(&r);                                         \
+    if (rc_ != 0)                                                       \
+      return GM_ECORRUPT;                                               \
+  }                                                                     \
+  if (r.p != r.end || seen != (1u << (nfields)) - 1)                    \
     return GM_ECORRUPT;
-  TRY(mpk_get_str(d.root, "id", e->id, sizeof e->id));
-  TRY(mpk_get_str(d.root, "name", e->name, sizeof e->name));
-  TRY(mpk_get_i64(d.root, "s", &e->starts_ms));
-  TRY(mpk_get_i64(d.root, "e", &e->ends_ms));
-  TRY(mpk_get_u32(d.root, "p", &pol));
+
+int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
+  uint32_t pol = 0;
+  REC_BEGIN(e)
+    if (0) {}
+    REC_FIELD(0, "id", mpk_rd_strcpy(&r, e->id, sizeof e->id))
+    REC_FIELD(1, "name", mpk_rd_strcpy(&r, e->name, sizeof e->name))
+    REC_FIELD(2, "s", mpk_rd_i64(&r, &e->starts_ms))
+    REC_FIELD(3, "e", mpk_rd_i64(&r, &e->ends_ms))
+    REC_FIELD(4, "p", mpk_rd_u32(&r, &pol))
+    REC_FIELD(5, "b", mpk_rd_u32(&r, &e->offline_budget))
+    REC_FIELD(6, "c", mpk_rd_i64(&r, &e->created_ms))
+  REC_END(7)
   e->policy = (int)pol;
-  TRY(mpk_get_u32(d.root, "b", &e->offline_budget));
-  TRY(mpk_get_i64(d.root, "c", &e->created_ms));
-  mpk_doc_free(&d);
   return 0;
-fail:
-  mpk_doc_free(&d);
-  return GM_ECORRUPT;
 }
 
 void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
@@ -66,28 +90,23 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
 }
 
 int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
-  struct mpk_doc d;
-  uint32_t st;
-  memset(t, 0, sizeof *t);
-  if (open_doc(&d, p, n))
-    return GM_ECORRUPT;
-  TRY(mpk_get_str(d.root, "id", t->id, sizeof t->id));
-  TRY(mpk_get_str(d.root, "ev", t->event_id, sizeof t->event_id));
-  TRY(mpk_get_str(d.root, "h", t->holder, sizeof t->holder));
-  TRY(mpk_get_str(d.root, "tier", t->tier, sizeof t->tier));
-  TRY(mpk_get_u32(d.root, "st", &st));
+  uint32_t st = 0;
+  REC_BEGIN(t)
+    if (0) {}
+    REC_FIELD(0, "id", mpk_rd_strcpy(&r, t->id, sizeof t->id))
+    REC_FIELD(1, "ev", mpk_rd_strcpy(&r, t->event_id, sizeof t->event_id))
+    REC_FIELD(2, "h", mpk_rd_strcpy(&r, t->holder, sizeof t->holder))
+    REC_FIELD(3, "tier", mpk_rd_strcpy(&r, t->tier, sizeof t->tier))
+    REC_FIELD(4, "st", mpk_rd_u32(&r, &st))
+    REC_FIELD(5, "v", mpk_rd_u32(&r, &t->version))
+    REC_FIELD(6, "c", mpk_rd_i64(&r, &t->created_ms))
+    REC_FIELD(7, "u", mpk_rd_i64(&r, &t->used_ms))
+    REC_FIELD(8, "ug", mpk_rd_strcpy(&r, t->used_gate, sizeof t->used_gate))
+    REC_FIELD(9, "um", mpk_rd_strcpy(&r, t->used_method, sizeof t->used_method))
+    REC_FIELD(10, "uc", mpk_rd_strcpy(&r, t->used_cred, sizeof t->used_cred))
+  REC_END(11)
   t->status = (int)st;
-  TRY(mpk_get_u32(d.root, "v", &t->version));
-  TRY(mpk_get_i64(d.root, "c", &t->created_ms));
-  TRY(mpk_get_i64(d.root, "u", &t->used_ms));
-  TRY(mpk_get_str(d.root, "ug", t->used_gate, sizeof t->used_gate));
-  TRY(mpk_get_str(d.root, "um", t->used_method, sizeof t->used_method));
-  TRY(mpk_get_str(d.root, "uc", t->used_cred, sizeof t->used_cred));
-  mpk_doc_free(&d);
   return 0;
-fail:
-  mpk_doc_free(&d);
-  return GM_ECORRUPT;
 }
 
 void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
@@ -105,27 +124,22 @@ void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
 }
 
 int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
-  struct mpk_doc d;
-  memset(c, 0, sizeof *c);
-  if (open_doc(&d, p, n))
-    return GM_ECORRUPT;
-  TRY(mpk_get_str(d.root, "m", c->method, sizeof c->method));
-  TRY(mpk_get_str(d.root, "id", c->id, sizeof c->id));
-  TRY(mpk_get_str(d.root, "k", c->ticket_id, sizeof c->ticket_id));
-  TRY(mpk_get_u32(d.root, "v", &c->ticket_version));
-  TRY(mpk_get_i64(d.root, "g", &c->generated_ms));
-  TRY(mpk_get_i64(d.root, "x", &c->expires_ms));
-  TRY(mpk_get_i64(d.root, "u", &c->used_ms));
-  TRY(mpk_get_str(d.root, "ug", c->used_gate, sizeof c->used_gate));
-  TRY(mpk_get_bin(d.root, "s", c->secret, sizeof c->secret, &c->secret_len));
-  int64_t nonce;
-  TRY(mpk_get_i64(d.root, "n", &nonce));
+  int64_t nonce = 0;
+  REC_BEGIN(c)
+    if (0) {}
+    REC_FIELD(0, "m", mpk_rd_strcpy(&r, c->method, sizeof c->method))
+    REC_FIELD(1, "id", mpk_rd_strcpy(&r, c->id, sizeof c->id))
+    REC_FIELD(2, "k", mpk_rd_strcpy(&r, c->ticket_id, sizeof c->ticket_id))
+    REC_FIELD(3, "v", mpk_rd_u32(&r, &c->ticket_version))
+    REC_FIELD(4, "g", mpk_rd_i64(&r, &c->generated_ms))
+    REC_FIELD(5, "x", mpk_rd_i64(&r, &c->expires_ms))
+    REC_FIELD(6, "u", mpk_rd_i64(&r, &c->used_ms))
+    REC_FIELD(7, "ug", mpk_rd_strcpy(&r, c->used_gate, sizeof c->used_gate))
+    REC_FIELD(8, "s", mpk_rd_bincpy(&r, c->secret, sizeof c->secret, &c->secret_len))
+    REC_FIELD(9, "n", mpk_rd_i64(&r, &nonce))
+  REC_END(10)
   c->last_nonce = (uint64_t)nonce;
-  mpk_doc_free(&d);
   return 0;
-fail:
-  mpk_doc_free(&d);
-  return GM_ECORRUPT;
 }
 
 void ledger__user_enc(struct mpk_w *w, const struct ledger_user *u) {

@@ -64,9 +64,10 @@ static uint64_t be(const uint8_t *p, size_t len) {
   return v;
 }
 
-int mpk_validate(const uint8_t *p, size_t n) {
-  size_t off = 0;
-  uint64_t items = 1; /* values still to read; each takes at least one byte */
+/* Walks `items` consecutive values from p[*off], checking each container's
+ * declared size against the bytes left; advances *off past them. */
+static int skip_values(const uint8_t *p, size_t n, size_t *offp, uint64_t items) {
+  size_t off = *offp;
   while (items > 0) {
     if (off >= n || items > n - off)
       return GM_EDECODE;
@@ -122,7 +123,157 @@ int mpk_validate(const uint8_t *p, size_t n) {
     off += skip;
     items += count;
   }
-  return off == n ? 0 : GM_EDECODE;
+  *offp = off;
+  return 0;
+}
+
+int mpk_validate(const uint8_t *p, size_t n) {
+  size_t off = 0;
+  int rc = skip_values(p, n, &off, 1);
+  return rc == 0 && off == n ? 0 : GM_EDECODE;
+}
+
+static bool rd_need(const struct mpk_rd *r, size_t n) { return (size_t)(r->end - r->p) >= n; }
+
+int mpk_rd_map(struct mpk_rd *r, uint32_t *n) {
+  if (!rd_need(r, 1))
+    return GM_EDECODE;
+  uint8_t t = *r->p;
+  if (t >= 0x80 && t <= 0x8f) {
+    *n = t & 0x0f;
+    r->p++;
+    return 0;
+  }
+  size_t cl = t == 0xde ? 2 : t == 0xdf ? 4 : 0;
+  if (cl == 0 || !rd_need(r, 1 + cl))
+    return GM_EDECODE;
+  *n = (uint32_t)be(r->p + 1, cl);
+  r->p += 1 + cl;
+  /* Each entry needs at least two bytes: a hostile count fails here, not
+   * after a long walk. */
+  return (uint64_t)*n * 2 <= (uint64_t)(r->end - r->p) ? 0 : GM_EDECODE;
+}
+
+static int rd_bytes(struct mpk_rd *r, bool str, const uint8_t **p, uint32_t *len) {
+  if (!rd_need(r, 1))
+    return GM_EDECODE;
+  uint8_t t = *r->p;
+  size_t hl;
+  uint64_t l;
+  if (str && t >= 0xa0 && t <= 0xbf) {
+    hl = 1;
+    l = t & 0x1f;
+  } else {
+    size_t lb = str ? (t == 0xd9 ? 1 : t == 0xda ? 2 : t == 0xdb ? 4 : 0)
+                    : (t == 0xc4 ? 1 : t == 0xc5 ? 2 : t == 0xc6 ? 4 : 0);
+    if (lb == 0 || !rd_need(r, 1 + lb))
+      return GM_EDECODE;
+    hl = 1 + lb;
+    l = be(r->p + 1, lb);
+  }
+  if (!rd_need(r, hl) || l > (uint64_t)(r->end - r->p) - hl)
+    return GM_EDECODE;
+  *p = r->p + hl;
+  *len = (uint32_t)l;
+  r->p += hl + l;
+  return 0;
+}
+
+int mpk_rd_str(struct mpk_rd *r, const char **s, uint32_t *len) {
+  const uint8_t *p; /* its own object: writing *s through a uint8_t** would alias */
+  int rc = rd_bytes(r, true, &p, len);
+  if (rc == 0)
+    *s = (const char *)p;
+  return rc;
+}
+
+int mpk_rd_bin(struct mpk_rd *r, const uint8_t **p, uint32_t *len) {
+  return rd_bytes(r, false, p, len);
+}
+
+int mpk_rd_i64(struct mpk_rd *r, int64_t *v) {
+  if (!rd_need(r, 1))
+    return GM_EDECODE;
+  uint8_t t = *r->p;
+  if (t <= 0x7f) {
+    *v = t;
+    r->p++;
+    return 0;
+  }
+  if (t >= 0xe0) {
+    *v = (int8_t)t;
+    r->p++;
+    return 0;
+  }
+  size_t len = 0;
+  bool sign = false;
+  switch (t) {
+  case 0xcc: len = 1; break;
+  case 0xcd: len = 2; break;
+  case 0xce: len = 4; break;
+  case 0xcf: len = 8; break;
+  case 0xd0: len = 1, sign = true; break;
+  case 0xd1: len = 2, sign = true; break;
+  case 0xd2: len = 4, sign = true; break;
+  case 0xd3: len = 8, sign = true; break;
+  default: return GM_EDECODE;
+  }
+  if (!rd_need(r, 1 + len))
+    return GM_EDECODE;
+  uint64_t u = be(r->p + 1, len);
+  if (sign) {
+    /* sign-extend from len bytes */
+    unsigned shift = (unsigned)(64 - 8 * len);
+    *v = (int64_t)(u << shift) >> shift;
+  } else {
+    if (u > (uint64_t)INT64_MAX)
+      return GM_EDECODE;
+    *v = (int64_t)u;
+  }
+  r->p += 1 + len;
+  return 0;
+}
+
+int mpk_rd_u32(struct mpk_rd *r, uint32_t *v) {
+  int64_t x;
+  if (mpk_rd_i64(r, &x) != 0 || x < 0 || x > UINT32_MAX)
+    return GM_EDECODE;
+  *v = (uint32_t)x;
+  return 0;
+}
+
+int mpk_rd_bool(struct mpk_rd *r, bool *v) {
+  if (!rd_need(r, 1) || (*r->p != 0xc2 && *r->p != 0xc3))
+    return GM_EDECODE;
+  *v = *r->p == 0xc3;
+  r->p++;
+  return 0;
+}
+
+int mpk_rd_skip(struct mpk_rd *r) {
+  size_t off = 0;
+  int rc = skip_values(r->p, (size_t)(r->end - r->p), &off, 1);
+  if (rc == 0)
+    r->p += off;
+  return rc;
+}
+
+int mpk_rd_strcpy(struct mpk_rd *r, char *dst, size_t cap) {
+  const char *s = "";
+  uint32_t len = 0;
+  if (mpk_rd_str(r, &s, &len) != 0 || memchr(s, 0, len) != NULL)
+    return GM_EDECODE;
+  return gm_strlcpy(dst, cap, s, len) == 0 ? 0 : GM_EDECODE;
+}
+
+int mpk_rd_bincpy(struct mpk_rd *r, uint8_t *dst, size_t cap, size_t *len) {
+  const uint8_t *p = NULL;
+  uint32_t l = 0;
+  if (mpk_rd_bin(r, &p, &l) != 0 || l > cap)
+    return GM_EDECODE;
+  memcpy(dst, p, l);
+  *len = l;
+  return 0;
 }
 
 /* Every record read decodes into a zone. One zone per thread is reused

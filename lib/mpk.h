@@ -50,6 +50,26 @@ struct mpk_doc {
   const msgpack_object *root;
 };
 
+/* In-place reader for the hot records: walks a buffer without building an
+ * object tree or allocating, every read bounds-checked (GM_EDECODE past the
+ * end or on a type mismatch). Strings and bins point into the buffer. */
+struct mpk_rd {
+  const uint8_t *p;
+  const uint8_t *end;
+};
+
+int mpk_rd_map(struct mpk_rd *r, uint32_t *n);
+int mpk_rd_str(struct mpk_rd *r, const char **s, uint32_t *len);
+int mpk_rd_i64(struct mpk_rd *r, int64_t *v);
+int mpk_rd_bool(struct mpk_rd *r, bool *v);
+int mpk_rd_bin(struct mpk_rd *r, const uint8_t **p, uint32_t *len);
+/* Skips one value of any type (unknown fields of a newer writer). */
+int mpk_rd_skip(struct mpk_rd *r);
+/* A string into dst (NUL-terminated, no embedded NUL), a bin into dst. */
+int mpk_rd_strcpy(struct mpk_rd *r, char *dst, size_t cap);
+int mpk_rd_bincpy(struct mpk_rd *r, uint8_t *dst, size_t cap, size_t *len);
+int mpk_rd_u32(struct mpk_rd *r, uint32_t *v);
+
 /* Checks that p[0..n) is exactly one well-formed msgpack value whose
  * every declared container size fits in the bytes that remain. msgpack-c
  * allocates a container from its declared size before reading the elements,

@@ -8,6 +8,7 @@
 
 #include "lib/jws.h"
 #include "ledger/cmd.h"
+#include "ledger/record.h"
 #include "methods/pass.h"
 #include "methods/qr.h"
 #include "methods/qr_image.h"
@@ -92,6 +93,12 @@ int main(int argc, char **argv) {
   put(d, "qr", req, (size_t)rl);
   rl = snprintf(req, sizeof req, "{\"method\":\"pass\",\"presented_data\":{\"code\":\"%s\"}}", code);
   put(d, "pass", req, (size_t)rl);
+  struct ledger_ticket tk = {.id = "t1", .event_id = "e1", .holder = "h", .version = 1};
+  mpk_w_init(&w);
+  ledger__ticket_enc(&w, &tk);
+  snprintf(d, sizeof d, "%s/record", argv[1]);
+  put(d, "ticket", w.sb.data, w.sb.size);
+  mpk_w_free(&w);
   snprintf(d, sizeof d, "%s/snapshot", argv[1]);
   put(d, "empty", "GMSNAP1\n", 8);
   return 0;
