@@ -40,13 +40,13 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
   if (mpk_rd_map(&r, &entries) != 0)                                    \
     return GM_ECORRUPT;                                                 \
   for (uint32_t i_ = 0; i_ < entries; i_++) {                           \
-    const char *k;                                                      \
-    uint32_t kl;                                                        \
+    const char *key_;                                                   \
+    uint32_t keylen_;                                                   \
     int rc_ = 0;                                                        \
-    if (mpk_rd_str(&r, &k, &kl) != 0)                                   \
+    if (mpk_rd_str(&r, &key_, &keylen_) != 0)                           \
       return GM_ECORRUPT;
 #define REC_FIELD(idx, name, read)                                      \
-    else if (kl == sizeof(name) - 1 && memcmp(k, name, kl) == 0) {      \
+    else if (keylen_ == sizeof(name) - 1 && memcmp(key_, name, keylen_) == 0) { \
       rc_ = (read);                                                     \
       seen |= 1u << (idx);                                              \
     }
@@ -180,21 +180,16 @@ void ledger__key_enc(struct mpk_w *w, const struct ledger_key *k) {
 }
 
 int ledger__key_dec(const void *p, size_t n, struct ledger_key *k) {
-  struct mpk_doc d;
-  size_t pklen;
-  memset(k, 0, sizeof *k);
-  if (open_doc(&d, p, n))
-    return GM_ECORRUPT;
-  TRY(mpk_get_u32(d.root, "kid", &k->kid));
-  TRY(mpk_get_bin(d.root, "pk", k->pk, sizeof k->pk, &pklen));
-  TRY(mpk_get_bin(d.root, "s", k->sealed_sk, sizeof k->sealed_sk, &k->sealed_len));
-  TRY(mpk_get_i64(d.root, "nbf", &k->not_before_ms));
-  TRY(mpk_get_i64(d.root, "naf", &k->not_after_ms));
-  mpk_doc_free(&d);
+  size_t pklen = 0;
+  REC_BEGIN(k)
+    if (0) {}
+    REC_FIELD(0, "kid", mpk_rd_u32(&r, &k->kid))
+    REC_FIELD(1, "pk", mpk_rd_bincpy(&r, k->pk, sizeof k->pk, &pklen))
+    REC_FIELD(2, "s", mpk_rd_bincpy(&r, k->sealed_sk, sizeof k->sealed_sk, &k->sealed_len))
+    REC_FIELD(3, "nbf", mpk_rd_i64(&r, &k->not_before_ms))
+    REC_FIELD(4, "naf", mpk_rd_i64(&r, &k->not_after_ms))
+  REC_END(5)
   return pklen == sizeof k->pk ? 0 : GM_ECORRUPT;
-fail:
-  mpk_doc_free(&d);
-  return GM_ECORRUPT;
 }
 
 void ledger__result_enc(struct mpk_w *w, const struct ledger_result *r) {
