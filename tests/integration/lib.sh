@@ -90,6 +90,23 @@ finish() {
   [ "$FAIL" -eq 0 ]
 }
 
+# festival URL TOKEN PREFIX N: event "fest", tickets PREFIX1..PREFIXN, and a
+# QR payload (valid 15 min) for each in $TMP/qr/PREFIXi. Counts as one check.
+festival() {
+  local u=$1 tok=$2 prefix=$3 n=$4 i body r
+  local end=$(( ($(date +%s) + 86400) * 1000 ))
+  api POST "$u/events" "$tok" "{\"id\":\"fest\",\"name\":\"Fest\",\"starts_ms\":0,\"ends_ms\":$end}" >/dev/null
+  body='{"tickets":['
+  for i in $(seq 1 "$n"); do body+="{\"event_id\":\"fest\",\"holder\":\"h$i\",\"id\":\"$prefix$i\"},"; done
+  r=$(api POST "$u/tickets/batch" "$tok" "${body%,}]}")
+  mkdir -p "$TMP/qr"
+  for i in $(seq 1 "$n"); do
+    curl -s -H "Authorization: Bearer $tok" -X POST "$u/tickets/$prefix$i/methods/qr/generate" \
+      -d '{"ttl_s":900}' | jq -r .payload > "$TMP/qr/$prefix$i"
+  done
+  check "setup: $n tickets with QR payloads" test "$(jf "$r" .created)/$(cat "$TMP"/qr/"$prefix"* | grep -c .)" = "$n/$n"
+}
+
 login() { # login URL USER PASS -> token
   curl -s "$1/auth/login" -d "{\"username\":\"$2\",\"password\":\"$3\"}" | jq -r .token
 }

@@ -8,18 +8,9 @@ source "$(dirname "$0")/lib.sh"
 start_gate d1 --checkpoint-interval-s 1 --log-level info || exit 1
 U=$URL_d1
 ADMIN=$(login "$U" admin admin-pass-1)
-END=$(( ($(date +%s) + 86400) * 1000 ))
-api POST "$U/events" "$ADMIN" "{\"id\":\"fest\",\"name\":\"Fest\",\"starts_ms\":0,\"ends_ms\":$END}" >/dev/null
 N=400
-body='{"tickets":['
-for i in $(seq 1 $N); do body+="{\"event_id\":\"fest\",\"holder\":\"h$i\",\"id\":\"k$i\"},"; done
-r=$(api POST "$U/tickets/batch" "$ADMIN" "${body%,}]}")
-check "setup: $N tickets" eq "$(jf "$r" .created)" $N
-mkdir -p "$TMP/qr" "$TMP/v"
-for i in $(seq 1 $N); do
-  curl -s -H "Authorization: Bearer $ADMIN" -X POST "$U/tickets/k$i/methods/qr/generate" \
-    -d '{"ttl_s":900}' | jq -r .payload > "$TMP/qr/k$i"
-done
+festival "$U" "$ADMIN" k $N
+mkdir -p "$TMP/v"
 scan() {
   curl -s -m 5 -H "Authorization: Bearer $ADMIN" "$U/verify" \
     -d "{\"method\":\"qr\",\"presented_data\":{\"payload\":\"$(cat "$TMP/qr/$1")\"}}" > "$TMP/v/$1" 2>/dev/null

@@ -9,18 +9,9 @@ start_gate g1 --log-level info || exit 1
 U=$URL_g1
 ADMIN=$(login "$U" admin admin-pass-1)
 END=$(( ($(date +%s) + 86400) * 1000 ))
-api POST "$U/events" "$ADMIN" "{\"id\":\"fest\",\"name\":\"Fest\",\"starts_ms\":0,\"ends_ms\":$END}" >/dev/null
 N=300
-body='{"tickets":['
-for i in $(seq 1 $N); do body+="{\"event_id\":\"fest\",\"holder\":\"h$i\",\"id\":\"s$i\"},"; done
-r=$(api POST "$U/tickets/batch" "$ADMIN" "${body%,}]}")
-check "setup: $N tickets" eq "$(jf "$r" .created)" $N
-mkdir -p "$TMP/qr" "$TMP/verdicts"
-for i in $(seq 1 $N); do
-  curl -s -H "Authorization: Bearer $ADMIN" -X POST "$U/tickets/s$i/methods/qr/generate" \
-    -d '{"ttl_s":600}' | jq -r .payload > "$TMP/qr/s$i"
-done
-check "setup: QR payloads" test "$(cat "$TMP"/qr/* | grep -c .)" -eq $N
+festival "$U" "$ADMIN" s $N
+mkdir -p "$TMP/verdicts"
 
 # Scan all of them from 16 parallel clients and stop the gate mid-burst.
 scan() {
@@ -104,6 +95,21 @@ GATE_ADMIN_PASSWORD=admin-pass-1 "$GATED" --data-dir "$TMP/kd" --cluster-key-fil
   --http-listen 127.0.0.1:$(free_port) > "$TMP/key.log" 2>&1; rc=$?
 check "malformed cluster key file is refused" test $rc -ne 0
 check "and explained" grep -q "64 hex" "$TMP/key.log"
+
+# Rate limiting per client address on the verify endpoints.
+start_gate rl --verify-rate-per-s 5
+RT=$(login "$URL_rl" admin admin-pass-1)
+codes=$(for i in $(seq 1 20); do
+  curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $RT" "$URL_rl/verify" \
+    -d '{"method":"pass","presented_data":{"code":"x"}}'
+done | sort | uniq -c)
+check "a burst over the verify rate gets 429" bash -c "echo '$codes' | grep -q ' 429'"
+check "the first requests of the burst are served" bash -c "echo '$codes' | grep -q ' 200'"
+r=$(api POST "$URL_rl/verify" "$RT" '{"method":"pass","presented_data":{"code":"x"}}')
+check "429 is problem+json rate_limited" eq "$(jf "$r" .code)" rate_limited
+sleep 1.2
+r=$(api POST "$URL_rl/verify" "$RT" '{"method":"pass","presented_data":{"code":"x"}}')
+check "the bucket refills" eq "$(status_of "$r")" 200
 
 # TLS: HTTP/2 negotiated by ALPN.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
