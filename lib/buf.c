@@ -77,6 +77,19 @@ int gm_buf_printf(struct gm_buf *b, const char *fmt, ...) {
   return 0;
 }
 
+int gm_buf_append_i64(struct gm_buf *b, int64_t v) {
+  char tmp[24];
+  size_t i = sizeof tmp;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    tmp[--i] = '-';
+  return gm_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 uint8_t *gm_buf_steal(struct gm_buf *b, size_t *len) {
   uint8_t *p = b->ptr;
   if (len)

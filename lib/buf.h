@@ -39,6 +39,9 @@ int gm_buf_append_str(struct gm_buf *b, const char *s);
 int gm_buf_printf(struct gm_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Appends v in decimal (the hot-path alternative to gm_buf_printf). */
+int gm_buf_append_i64(struct gm_buf *b, int64_t v);
+
 /* Hands the bytes to the caller (who frees them with free()) and resets b. */
 uint8_t *gm_buf_steal(struct gm_buf *b, size_t *len);
 

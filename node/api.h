@@ -33,6 +33,7 @@ struct api_req {
   bool has_idem_key;
   char params[API_PARAMS_MAX][LEDGER_ID_MAX + 1];
   void *state; /* handler-owned, freed by the handler */
+  void (*commit_cb)(struct api_req *ar, const struct ledger_result *res);
 };
 
 typedef void (*api_handler)(struct api_req *ar);

@@ -119,13 +119,17 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
   char mem[4096];
   struct gm_buf b;
   gm_buf_init_fixed(&b, mem, sizeof mem);
-  gm_buf_printf(&b, "{\"admitted\":%s,\"method\":", reason == LEDGER_REASON_NONE ? "true" : "false");
+  gm_buf_append_str(&b, reason == LEDGER_REASON_NONE ? "{\"admitted\":true,\"method\":"
+                                                    : "{\"admitted\":false,\"method\":");
   api_json_str(&b, st->method);
   gm_buf_append_str(&b, ",\"provisional\":false,\"gate\":");
   api_json_str(&b, st->gate);
-  gm_buf_printf(&b, ",\"decided_ms\":%lld", (long long)decided_ms);
-  if (reason != LEDGER_REASON_NONE)
-    gm_buf_printf(&b, ",\"reason\":\"%s\"", ledger_reason_str(reason));
+  gm_buf_append_str(&b, ",\"decided_ms\":");
+  gm_buf_append_i64(&b, decided_ms);
+  if (reason != LEDGER_REASON_NONE) {
+    gm_buf_append_str(&b, ",\"reason\":");
+    api_json_str(&b, ledger_reason_str(reason));
+  }
   if (st->ticket_id[0]) {
     gm_buf_append_str(&b, ",\"ticket_id\":");
     api_json_str(&b, st->ticket_id);
@@ -135,7 +139,9 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
     api_json_str(&b, first_use->gate);
     gm_buf_append_str(&b, ",\"method\":");
     api_json_str(&b, first_use->method);
-    gm_buf_printf(&b, ",\"used_ms\":%lld}", (long long)first_use->used_ms);
+    gm_buf_append_str(&b, ",\"used_ms\":");
+    gm_buf_append_i64(&b, first_use->used_ms);
+    gm_buf_append(&b, "}", 1);
   }
   if (gm_buf_append(&b, "}", 1) != 0)
     return api_reply_json(ar, 500, NULL);

@@ -294,16 +294,9 @@ int api_query(struct api_req *ar, const char *key, char *out, size_t cap) {
   return -1;
 }
 
-struct commit_ctx {
-  struct api_req *ar;
-  api_commit_cb cb;
-};
-
 static void on_committed(void *arg, const struct ledger_result *res) {
-  struct commit_ctx *cc = arg;
-  struct api_req *ar = cc->ar;
-  api_commit_cb cb = cc->cb;
-  free(cc);
+  struct api_req *ar = arg;
+  api_commit_cb cb = ar->commit_cb;
   if (!api_alive(ar)) {
     /* The client left; the command still committed (and its rid makes a
      * retry return this same result). */
@@ -314,17 +307,11 @@ static void on_committed(void *arg, const struct ledger_result *res) {
 }
 
 void api_commit(struct api_req *ar, struct ledger_cmd *c, api_commit_cb cb) {
-  struct commit_ctx *cc = malloc(sizeof *cc);
-  int rc = GM_ENOMEM;
-  if (cc != NULL) {
-    cc->ar = ar;
-    cc->cb = cb;
-    rc = commit_submit(&ar->node->commit, c, on_committed, cc);
-  }
+  ar->commit_cb = cb;
+  int rc = commit_submit(&ar->node->commit, c, on_committed, ar);
   if (rc != 0) {
     /* Refused (queue full, shutting down): the callback still runs, once,
      * with the refusal as the result, so it frees what it owns. */
-    free(cc);
     struct ledger_result res;
     memset(&res, 0, sizeof res);
     res.rc = rc;

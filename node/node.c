@@ -71,7 +71,8 @@ void node_cmd_init(struct node *n, struct ledger_cmd *c, int op, const char *rid
   strcpy(c->rid, rid);
   c->ts_ms = node_now_ms();
   strcpy(c->gate, n->cfg.gate);
-  snprintf(c->actor, sizeof c->actor, "%s", actor ? actor : "");
+  actor = actor ? actor : "";
+  gm_strlcpy(c->actor, sizeof c->actor, actor, strlen(actor)); /* ids fit: both LEDGER_ID_MAX */
 }
 
 static int read_hex_key(const char *s, size_t len, uint8_t out[32]) {
