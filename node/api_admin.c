@@ -41,6 +41,24 @@ static int query_u64(struct api_req *ar, const char *key, uint64_t max, uint64_t
   return 0;
 }
 
+/* Scans the audit log with fn collecting into a JSON array, replied as {key: [...]}. */
+static void reply_audit_scan(struct api_req *ar, const struct ledger_audit_filter *f,
+                             int (*fn)(void *arg, const struct ledger_audit *a), const char *key) {
+  json_t *arr = json_array();
+  struct ledger_rd *rd;
+  int rc = ledger_rd_begin(ar->node->ledger, &rd);
+  if (rc == 0) {
+    rc = ledger_audit_scan(rd, f, fn, arr);
+    ledger_rd_end(rd);
+  }
+  if (rc != 0) {
+    json_decref(arr);
+    api_error(ar, rc, NULL);
+  } else {
+    api_reply_json(ar, 200, json_pack("{s:o}", key, arr));
+  }
+}
+
 void api_audits(struct api_req *ar) {
   char ticket[LEDGER_ID_MAX + 1], method[LEDGER_METHOD_MAX + 1], gate[LEDGER_GATE_MAX + 1];
   struct ledger_audit_filter f = {.limit = AUDIT_LIMIT_DEFAULT};
@@ -56,19 +74,7 @@ void api_audits(struct api_req *ar) {
     return api_done(ar);
   f.since_ms = (int64_t)since;
   f.limit = (uint32_t)limit;
-  json_t *arr = json_array();
-  struct ledger_rd *rd;
-  int rc = ledger_rd_begin(ar->node->ledger, &rd);
-  if (rc == 0) {
-    rc = ledger_audit_scan(rd, &f, audit_push, arr);
-    ledger_rd_end(rd);
-  }
-  if (rc != 0) {
-    json_decref(arr);
-    api_error(ar, rc, NULL);
-  } else {
-    api_reply_json(ar, 200, json_pack("{s:o}", "events", arr));
-  }
+  reply_audit_scan(ar, &f, audit_push, "events");
   api_done(ar);
 }
 
@@ -94,20 +100,8 @@ static int incident_push(void *arg, const struct ledger_audit *a) {
 }
 
 void api_incidents(struct api_req *ar) {
-  json_t *arr = json_array();
   struct ledger_audit_filter f = {.limit = UINT32_MAX};
-  struct ledger_rd *rd;
-  int rc = ledger_rd_begin(ar->node->ledger, &rd);
-  if (rc == 0) {
-    rc = ledger_audit_scan(rd, &f, incident_push, arr);
-    ledger_rd_end(rd);
-  }
-  if (rc != 0) {
-    json_decref(arr);
-    api_error(ar, rc, NULL);
-  } else {
-    api_reply_json(ar, 200, json_pack("{s:o}", "incidents", arr));
-  }
+  reply_audit_scan(ar, &f, incident_push, "incidents");
   api_done(ar);
 }
 

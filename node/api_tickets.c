@@ -115,12 +115,13 @@ void api_events_create(struct api_req *ar) {
                  &starts, "ends_ms", &ends, "offline_policy", &policy, "offline_budget",
                  &budget) != 0)
     return api_done(ar);
-  if ((id && !api_valid_id(id)) || api_check_len(ar, "name", name, LEDGER_NAME_MAX, true)) {
-    if (id && !api_valid_id(id))
-      api_problem(ar, 400, "invalid_field", "id must be 1 to %d of letters, digits and ._:@-",
-                  LEDGER_ID_MAX);
+  if (id && !api_valid_id(id)) {
+    api_problem(ar, 400, "invalid_field", "id must be 1 to %d of letters, digits and ._:@-",
+                LEDGER_ID_MAX);
     return api_done(ar);
   }
+  if (api_check_len(ar, "name", name, LEDGER_NAME_MAX, true) != 0)
+    return api_done(ar);
   int pol = ledger_policy_parse(policy);
   if (pol < 0 || starts < 0 || ends <= starts || budget < 0 || budget > UINT32_MAX) {
     api_problem(ar, 400, "invalid_field",
