@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,10 +123,14 @@ static int replay_apply(void *arg, uint64_t seq, const struct gm_slice *cmds, si
   return r;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  return remove(path) == 0 ? 0 : -1;
+}
+
+/* Deletes dir and everything in it (depth first, not following links). */
 static int remove_tree(const char *dir) {
-  char cmd[800];
-  snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
-  return system(cmd) == 0 ? 0 : GM_EIO;
+  int r = nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return r == 0 || errno == ENOENT ? 0 : GM_EIO;
 }
 
 int checkpoint_recover(struct node *n) {

@@ -70,6 +70,7 @@ struct node {
   SSL_CTX *ssl;
   struct ledger_rd *rd_parked; /* the loop thread's reusable read transaction */
   struct auth_cache_slot *auth_cache;
+  char dummy_pwhash[LEDGER_PWHASH_MAX + 1]; /* checked for unknown usernames */
   struct rate_slot *rate;
   struct node_metrics metrics;
   uv_signal_t sig_int;
