@@ -211,6 +211,7 @@ static int open_file(struct journal *j, uint64_t start, bool create) {
   j->file_start = start;
   j->alloc = (uint64_t)st.st_size > JOURNAL_FILE_PREALLOC ? (uint64_t)st.st_size
                                                            : JOURNAL_FILE_PREALLOC;
+  j->zeroed = 0; /* not known for a reopened file: zero again from its end */
   return 0;
 }
 
@@ -307,6 +308,22 @@ int journal_append(struct journal *j, const struct gm_slice *cmds, size_t n, uin
     if (posix_fallocate(j->fd, 0, (off_t)want) != 0)
       return GM_EFULL;
     j->alloc = want;
+  }
+  if (j->end + len > j->zeroed) {
+    static const uint8_t zeros[64 << 10];
+    uint64_t from = j->zeroed > j->end ? j->zeroed : j->end;
+    uint64_t to = j->end + len + JOURNAL_ZERO_STEP;
+    to = to > j->alloc ? j->alloc : to;
+    for (uint64_t o = from; o < to;) {
+      size_t chunk = to - o < sizeof zeros ? (size_t)(to - o) : sizeof zeros;
+      ssize_t r = pwrite(j->fd, zeros, chunk, (off_t)o);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return errno == ENOSPC ? GM_EFULL : GM_EIO;
+      o += (uint64_t)r;
+    }
+    j->zeroed = to;
   }
   for (size_t w = 0; w < len;) {
     ssize_t r = pwrite(j->fd, p + w, len - w, (off_t)(j->end + w));

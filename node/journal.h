@@ -7,7 +7,8 @@
  * crash, replay hands back every record after the ledger's applied seq.
  *
  * On disk: DIR/journal/<first seq, 16 hex>.log, files preallocated in
- * JOURNAL_FILE_PREALLOC steps. A record is
+ * JOURNAL_FILE_PREALLOC steps and zero-filled JOURNAL_ZERO_STEP ahead of the
+ * append point. A record is
  *   magic u32 | body length u32 | seq u64 | count u32 | count x (len u32, bytes)
  *   | BLAKE2b-128 of everything before it in the record
  * (little endian). Zero bytes where a magic should be mark the end. A record
@@ -27,6 +28,11 @@
 #include "../lib/buf.h"
 
 #define JOURNAL_FILE_PREALLOC ((uint64_t)64 << 20)
+/* On ext4 a preallocated block stays "unwritten" until first written, and
+ * converting it is a metadata change that turns the fdatasync behind a batch
+ * into a filesystem journal commit. Writing zeros a step ahead, synced once
+ * per step, keeps each batch's sync to its own data. */
+#define JOURNAL_ZERO_STEP ((uint64_t)1 << 20)
 /* A record larger than this is refused on append and treated as corruption
  * on replay, so a damaged length can never make replay allocate without bound. */
 #define JOURNAL_RECORD_MAX ((uint64_t)256 << 20)
@@ -38,6 +44,7 @@ struct journal {
   uint64_t file_start; /* first seq of the open file */
   uint64_t end;        /* logical end of the open file */
   uint64_t alloc;      /* bytes preallocated in the open file */
+  uint64_t zeroed;     /* bytes of the open file written (zeros ahead of end) */
   uint64_t last_seq;   /* last seq appended or replayed */
   uint64_t bytes_since_rotate;
   struct gm_buf buf;
