@@ -217,19 +217,39 @@ static int apply_cred(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c
   return audit_append(l, txn, &a);
 }
 
+/* Whether `method` is enabled (no flag: enabled), memoized for the batch. */
+static int method_enabled(struct ledger *l, MDB_txn *txn, const char *method, bool *out) {
+  for (size_t i = 0; i < l->n_flags; i++)
+    if (strcmp(l->flags[i].method, method) == 0) {
+      *out = l->flags[i].enabled;
+      return 0;
+    }
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_FLAGS], method, strlen(method), &v);
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
+  *out = !(rc == 0 && v.mv_size == 1 && ((const uint8_t *)v.mv_data)[0] == 0);
+  if (l->n_flags < sizeof l->flags / sizeof l->flags[0]) {
+    gm_strlcpy(l->flags[l->n_flags].method, sizeof l->flags[0].method, method, strlen(method));
+    l->flags[l->n_flags++].enabled = *out;
+  }
+  return 0;
+}
+
 /* The single-use decision. First wins: the first REDEEM of a ticket to apply
  * marks it used; every later one gets already_used with the first use. The
  * checks repeat what the gate checked before proposing, because state may
  * have changed in between (a transfer, a revoke, another gate's redeem).
- * A pass step (nonce) at or below the last one seen is a replay; a fresh step
- * is remembered even when the ticket turns out used. */
+ * A pass step (nonce) at or below the last one the ticket saw is a replay; a
+ * fresh step is remembered even when the ticket turns out used. The steps of
+ * a pass come from the clock, so they only grow, whichever of the ticket's
+ * passes shows them. */
 static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         struct ledger_result *res) {
   const char *tid = c->u.redeem.ticket_id;
   const char *method = c->u.redeem.method;
   struct ledger_ticket t;
   int reason = LEDGER_REASON_NONE;
-  MDB_val v;
   int rc = ledger__ticket_read(txn, l, tid, &t);
   if (rc == GM_ENOTFOUND) {
     reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
@@ -237,13 +257,13 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   }
   if (rc != 0)
     return rc;
-  rc = ledger__get(txn, l->dbi[LEDGER_T_FLAGS], method, strlen(method), &v);
-  if (rc == 0 && v.mv_size == 1 && ((const uint8_t *)v.mv_data)[0] == 0) {
+  bool enabled;
+  if ((rc = method_enabled(l, txn, method, &enabled)) != 0)
+    return rc;
+  if (!enabled) {
     reason = LEDGER_REASON_METHOD_DISABLED;
     goto verdict;
   }
-  if (rc != 0 && rc != GM_ENOTFOUND)
-    return rc;
   if (t.status == LEDGER_TICKET_REVOKED) {
     reason = LEDGER_REASON_REVOKED;
     goto verdict;
@@ -252,31 +272,22 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     reason = LEDGER_REASON_SUPERSEDED;
     goto verdict;
   }
-  char ckey[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
-  size_t ckl = ledger__cred_key(ckey, method, c->u.redeem.cred_id);
-  struct ledger_cred cr;
-  rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], ckey, ckl, &v);
-  bool have_cred = rc == 0;
-  if (rc == 0 && (rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0)
-    return rc;
-  if (rc != 0 && rc != GM_ENOTFOUND)
-    return rc;
+  /* Everything a redeem decides and changes is on the ticket, so it reads
+   * and rewrites one record. */
   if (c->u.redeem.nonce > 0) {
-    if (!have_cred) {
-      reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
-      goto verdict;
-    }
-    if (c->u.redeem.nonce <= cr.last_nonce) {
+    if (c->u.redeem.nonce <= t.last_nonce) {
       reason = LEDGER_REASON_REPLAYED;
       goto verdict;
     }
-    cr.last_nonce = c->u.redeem.nonce;
+    t.last_nonce = c->u.redeem.nonce;
   }
   bool used = t.status == LEDGER_TICKET_USED;
   if (used) {
     reason = LEDGER_REASON_ALREADY_USED;
     res->has_first_use = true;
     ledger__use_of(&t, &res->first_use);
+    if (c->u.redeem.nonce > 0 && (rc = ticket_put(l, txn, &t)) != 0)
+      return rc;
   } else {
     t.status = LEDGER_TICKET_USED;
     t.used_ms = c->ts_ms;
@@ -284,16 +295,6 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     memcpy(t.used_method, method, sizeof t.used_method);
     memcpy(t.used_cred, c->u.redeem.cred_id, sizeof t.used_cred);
     if ((rc = ticket_put(l, txn, &t)) != 0)
-      return rc;
-    if (have_cred) {
-      cr.used_ms = c->ts_ms;
-      memcpy(cr.used_gate, c->gate, sizeof cr.used_gate);
-    }
-  }
-  if (have_cred && (!used || c->u.redeem.nonce > 0)) {
-    mpk_w_reset(&l->w);
-    ledger__cred_enc(&l->w, &cr);
-    if ((rc = put_rec(l, txn, LEDGER_T_CREDS, ckey, ckl)) != 0)
       return rc;
   }
 
@@ -314,6 +315,7 @@ static int apply_toggle(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   int rc = ledger__put(txn, l->dbi[LEDGER_T_FLAGS], m, strlen(m), &on, 1);
   if (rc != 0)
     return rc;
+  l->n_flags = 0;
   struct ledger_audit a;
   audit_fill(&a, c, m, "", "toggle", on ? "enabled" : "disabled", "");
   return audit_append(l, txn, &a);
@@ -569,6 +571,7 @@ static int apply_batch(struct ledger *l, uint64_t seq, const struct gm_slice *cm
       rc = ledger__put(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &seq, 8);
     if (rc == 0)
       rc = audit_seq_load(l, txn);
+    l->n_flags = 0;
     int64_t batch_ts = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
       rc = apply_one(l, txn, cmds[i], &results[i], &batch_ts);

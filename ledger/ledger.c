@@ -235,15 +235,6 @@ int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
   return rc != 0 ? rc : ledger__cred_dec(v.mv_data, v.mv_size, out);
 }
 
-int ledger_nonce_get(struct ledger_rd *rd, const char *method, const char *cred_id,
-                     uint64_t *out) {
-  struct ledger_cred c;
-  int rc = ledger_cred_get(rd, method, cred_id, &c);
-  if (rc == 0)
-    *out = c.last_nonce;
-  return rc;
-}
-
 int ledger_user_get(struct ledger_rd *rd, const char *id, struct ledger_user *out) {
   MDB_val v;
   int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_USERS], id, strlen(id), &v);

@@ -92,8 +92,6 @@ int ledger_ticket_get(struct ledger_rd *rd, const char *id, struct ledger_ticket
 int ledger_cred_get(struct ledger_rd *rd, const char *method, const char *id,
                     struct ledger_cred *out);
 int ledger_use_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_use *out);
-int ledger_nonce_get(struct ledger_rd *rd, const char *method, const char *cred_id,
-                     uint64_t *out);
 int ledger_user_get(struct ledger_rd *rd, const char *id, struct ledger_user *out);
 int ledger_user_by_name(struct ledger_rd *rd, const char *username, struct ledger_user *out);
 int ledger_key_get(struct ledger_rd *rd, uint32_t kid, struct ledger_key *out);

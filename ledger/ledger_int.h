@@ -35,6 +35,13 @@ struct ledger {
   MDB_dbi dbi[LEDGER_T__COUNT];
   struct mpk_w w;     /* scratch for the (single) writer */
   uint64_t audit_seq; /* last audit key of the batch being applied */
+  /* Method flags read in the batch being applied (cleared per batch and by
+   * a toggle), so a batch of redeems reads each flag once. */
+  struct {
+    char method[LEDGER_METHOD_MAX + 1];
+    bool enabled;
+  } flags[8];
+  size_t n_flags;
 };
 
 struct ledger_rd {

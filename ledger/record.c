@@ -75,7 +75,7 @@ int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
 }
 
 void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
-  mpk_map(w, 11);
+  mpk_map(w, 12);
   mpk_kv_str(w, "id", t->id);
   mpk_kv_str(w, "ev", t->event_id);
   mpk_kv_str(w, "h", t->holder);
@@ -87,10 +87,12 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
   mpk_kv_str(w, "ug", t->used_gate);
   mpk_kv_str(w, "um", t->used_method);
   mpk_kv_str(w, "uc", t->used_cred);
+  mpk_kv_u64(w, "n", t->last_nonce);
 }
 
 int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
   uint32_t st = 0;
+  int64_t nonce = 0;
   REC_BEGIN(t)
     if (0) {}
     REC_FIELD(0, "id", mpk_rd_strcpy(&r, t->id, sizeof t->id))
@@ -104,27 +106,25 @@ int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
     REC_FIELD(8, "ug", mpk_rd_strcpy(&r, t->used_gate, sizeof t->used_gate))
     REC_FIELD(9, "um", mpk_rd_strcpy(&r, t->used_method, sizeof t->used_method))
     REC_FIELD(10, "uc", mpk_rd_strcpy(&r, t->used_cred, sizeof t->used_cred))
-  REC_END(11)
+    REC_FIELD(11, "n", mpk_rd_i64(&r, &nonce))
+  REC_END(12)
   t->status = (int)st;
+  t->last_nonce = (uint64_t)nonce;
   return 0;
 }
 
 void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
-  mpk_map(w, 10);
+  mpk_map(w, 7);
   mpk_kv_str(w, "m", c->method);
   mpk_kv_str(w, "id", c->id);
   mpk_kv_str(w, "k", c->ticket_id);
   mpk_kv_u64(w, "v", c->ticket_version);
   mpk_kv_i64(w, "g", c->generated_ms);
   mpk_kv_i64(w, "x", c->expires_ms);
-  mpk_kv_i64(w, "u", c->used_ms);
-  mpk_kv_str(w, "ug", c->used_gate);
   mpk_kv_bin(w, "s", c->secret, c->secret_len);
-  mpk_kv_u64(w, "n", c->last_nonce);
 }
 
 int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
-  int64_t nonce = 0;
   REC_BEGIN(c)
     if (0) {}
     REC_FIELD(0, "m", mpk_rd_strcpy(&r, c->method, sizeof c->method))
@@ -133,12 +133,8 @@ int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
     REC_FIELD(3, "v", mpk_rd_u32(&r, &c->ticket_version))
     REC_FIELD(4, "g", mpk_rd_i64(&r, &c->generated_ms))
     REC_FIELD(5, "x", mpk_rd_i64(&r, &c->expires_ms))
-    REC_FIELD(6, "u", mpk_rd_i64(&r, &c->used_ms))
-    REC_FIELD(7, "ug", mpk_rd_strcpy(&r, c->used_gate, sizeof c->used_gate))
-    REC_FIELD(8, "s", mpk_rd_bincpy(&r, c->secret, sizeof c->secret, &c->secret_len))
-    REC_FIELD(9, "n", mpk_rd_i64(&r, &nonce))
-  REC_END(10)
-  c->last_nonce = (uint64_t)nonce;
+    REC_FIELD(6, "s", mpk_rd_bincpy(&r, c->secret, sizeof c->secret, &c->secret_len))
+  REC_END(7)
   return 0;
 }
 

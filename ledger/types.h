@@ -106,6 +106,7 @@ struct ledger_ticket {
   char used_gate[LEDGER_GATE_MAX + 1];
   char used_method[LEDGER_METHOD_MAX + 1];
   char used_cred[LEDGER_ID_MAX + 1];
+  uint64_t last_nonce; /* highest pass step presented; a step at or below is a replay */
 };
 
 /* One issued credential: a QR binding, a pass, an NFC tag, ... */
@@ -116,9 +117,10 @@ struct ledger_cred {
   uint32_t ticket_version;
   int64_t generated_ms;
   int64_t expires_ms;
-  int64_t used_ms;
-  char used_gate[LEDGER_GATE_MAX + 1];
-  uint64_t last_nonce; /* highest pass step seen; a step at or below is a replay */
+  /* A credential's use is not repeated here: the ticket it admitted records
+   * it (used_ms, used_gate, and used_method + used_cred naming this record),
+   * so a redeem rewrites one record, not two. Likewise the last pass step
+   * seen (ledger_ticket.last_nonce). */
   uint8_t secret[LEDGER_SECRET_MAX];
   size_t secret_len;
 };

@@ -26,14 +26,8 @@ static int ticket_checks(struct method_env *env, const char *method, const char 
    * only then, to tell a replay from a second presentation; for an unused
    * ticket the ledger checks it when the redeem applies. */
   if (t.status == LEDGER_TICKET_USED) {
-    if (c->nonce > 0) {
-      uint64_t last = 0;
-      rc = ledger_nonce_get(env->rd, method, c->cred_id, &last);
-      if (rc != 0 && rc != GM_ENOTFOUND)
-        return rc;
-      if (c->nonce <= last)
-        return LEDGER_REASON_REPLAYED;
-    }
+    if (c->nonce > 0 && c->nonce <= t.last_nonce)
+      return LEDGER_REASON_REPLAYED;
     struct ledger_use *u = &out->first_use;
     memset(u, 0, sizeof *u);
     memcpy(u->gate, t.used_gate, sizeof u->gate);

@@ -96,7 +96,7 @@ Test(ledger, redeem_checks_version_revocation_and_nonce) {
   cr_assert_eq(th_redeem(l, "r3", "t2", "g", 1, 0, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_REVOKED);
 
-  /* Steps (nonces) belong to a credential: issue one for t1. */
+  /* Steps (nonces) are checked against the ticket's last one. */
   th_cmd(&c, LEDGER_OP_CRED_ISSUE, "cred", 4500);
   strcpy(c.u.cred.method, "qr");
   strcpy(c.u.cred.id, "t1");
@@ -114,6 +114,20 @@ Test(ledger, redeem_checks_version_revocation_and_nonce) {
   cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
   cr_assert_eq(th_redeem(l, "r7", "t1", "g", 1, 101, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+  /* A fresh step shown after the first use is remembered too. */
+  cr_assert_eq(th_redeem(l, "r8", "t1", "g", 1, 101, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
+  /* An override that resets the admission does not reopen old steps. */
+  th_cmd(&c, LEDGER_OP_OVERRIDE, "ov", 6000);
+  strcpy(c.u.override.ticket_id, "t1");
+  c.u.override.action = LEDGER_OVERRIDE_RESET;
+  strcpy(c.u.override.reason, "scanner fault");
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(th_redeem(l, "r9", "t1", "g", 1, 101, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
+  cr_assert_eq(th_redeem(l, "r10", "t1", "g", 1, 102, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
 }
 
 Test(ledger, transfer_bumps_version_and_supersedes) {
