@@ -8,7 +8,7 @@ OPT ?= -O2
 SAN ?=
 PKGS := libuv libh2o msgpack libsodium jansson libqrencode libpng zbar libcurl openssl
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llmdb -lpthread -lm
+LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lraft -llmdb -lpthread -lm
 CFLAGS := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
           -g $(OPT) -I. $(CFLAGS_PKG) $(SAN)
 LDFLAGS := $(SAN)
@@ -16,8 +16,9 @@ LDFLAGS := $(SAN)
 LIB_SRC := $(wildcard lib/*.c)
 LEDGER_SRC := $(wildcard ledger/*.c)
 METHODS_SRC := $(wildcard methods/*.c)
+RAFT_SRC := $(wildcard raft/*.c)
 NODE_SRC := $(filter-out node/main.c node/gatectl.c,$(wildcard node/*.c))
-CORE_SRC := $(LIB_SRC) $(LEDGER_SRC) $(METHODS_SRC)
+CORE_SRC := $(LIB_SRC) $(LEDGER_SRC) $(METHODS_SRC) $(RAFT_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

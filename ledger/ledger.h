@@ -128,7 +128,13 @@ int ledger_snapshot(struct ledger *l, struct gm_buf *out);
  * GM_E* code that stops the snapshot. */
 int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
                            void *arg);
+/* The same over the state rd sees (another thread may keep applying). */
+int ledger_snapshot_stream_rd(struct ledger_rd *rd,
+                              int (*write)(void *arg, const void *p, size_t n), void *arg);
 int ledger_restore(struct ledger *l, const uint8_t *p, size_t n);
+/* A command's result as bytes (what a follower gets back from the leader). */
+void ledger_result_encode(struct mpk_w *w, const struct ledger_result *r);
+int ledger_result_decode(const void *p, size_t n, struct ledger_result *r);
 /* BLAKE2b-256 of the snapshot stream. */
 int ledger_hash(struct ledger *l, uint8_t out[32]);
 

@@ -227,3 +227,11 @@ fail:
   mpk_doc_free(&d);
   return GM_ECORRUPT;
 }
+
+void ledger_result_encode(struct mpk_w *w, const struct ledger_result *r) {
+  ledger__result_enc(w, r);
+}
+
+int ledger_result_decode(const void *p, size_t n, struct ledger_result *r) {
+  return ledger__result_dec(p, n, r);
+}

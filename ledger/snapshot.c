@@ -60,15 +60,12 @@ static int snap_u64(struct snap_out *o, uint64_t v) {
   return snap_put(o, x, 8);
 }
 
-int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
-                           void *arg) {
+static int snapshot_txn(struct ledger *l, MDB_txn *txn,
+                        int (*write)(void *arg, const void *p, size_t n), void *arg) {
   struct snap_out o = {.write = write, .arg = arg};
   gm_buf_init(&o.buf);
   crypto_generichash_init(&o.hash, NULL, 0, 32);
-  MDB_txn *txn;
-  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
-  if (rc != 0)
-    goto out_buf;
+  int rc;
   if ((rc = snap_put(&o, snap_magic, sizeof snap_magic)) != 0)
     goto out;
   for (int t = 0; t < LEDGER_T__COUNT; t++) {
@@ -105,10 +102,24 @@ int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void 
   crypto_generichash_final(&o.hash, sum, sizeof sum);
   rc = write(arg, sum, sizeof sum);
 out:
-  mdb_txn_abort(txn);
-out_buf:
   gm_buf_free(&o.buf);
   return rc;
+}
+
+int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
+                           void *arg) {
+  MDB_txn *txn;
+  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+  if (rc != 0)
+    return rc;
+  rc = snapshot_txn(l, txn, write, arg);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+int ledger_snapshot_stream_rd(struct ledger_rd *rd,
+                              int (*write)(void *arg, const void *p, size_t n), void *arg) {
+  return snapshot_txn(rd->l, rd->txn, write, arg);
 }
 
 static int to_buf(void *arg, const void *p, size_t n) { return gm_buf_append(arg, p, n); }

@@ -31,7 +31,9 @@
   X(CRYPTO, -1017, "crypto_error", "cryptographic operation failed")          \
   X(CONFIG, -1018, "bad_config", "invalid configuration")                     \
   X(SHUTDOWN, -1019, "shutting_down", "shutting down")                        \
-  X(UNSUPPORTED, -1020, "unsupported", "not supported")
+  X(UNSUPPORTED, -1020, "unsupported", "not supported")                       \
+  X(NOQUORUM, -1021, "no_quorum", "no leader reachable in time")               \
+  X(NOTLEADER, -1022, "not_leader", "this node is not the leader")
 
 enum gm_err {
   GM_OK = 0,

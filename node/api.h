@@ -92,6 +92,8 @@ void api_jwks(struct api_req *ar);
 void api_healthz(struct api_req *ar);
 void api_metrics(struct api_req *ar);
 void api_cluster_status(struct api_req *ar);
+void api_cluster_token(struct api_req *ar);
+void api_cluster_leave(struct api_req *ar);
 void api_incidents(struct api_req *ar);
 
 /* Loads the ticket named by params[0] if the caller holds it or has at least

@@ -12,6 +12,7 @@
 #include "../lib/err.h"
 #include "../methods/keys.h"
 #include "api.h"
+#include "cluster.h"
 
 #define AUDIT_LIMIT_DEFAULT 100
 #define AUDIT_LIMIT_MAX 1000
@@ -310,13 +311,66 @@ void api_metrics(struct api_req *ar) {
     ledger_rd_end(rd);
   }
   gm_buf_printf(&b, "# TYPE gate_tickets gauge\ngate_tickets %" PRIu64 "\n", tickets);
+  char cm[2048];
+  cluster_metrics(n, cm, sizeof cm);
+  gm_buf_printf(&b, "%s", cm);
   api_reply_text(ar, 200, "text/plain; version=0.0.4", (const char *)b.ptr, b.len);
   gm_buf_free(&b);
   api_done(ar);
 }
 
+static void leave_done(void *arg, int rc, const char *msg) {
+  struct api_req *ar = arg;
+  if (!api_alive(ar)) {
+    api_done(ar);
+    return;
+  }
+  if (rc != 0)
+    api_error(ar, rc, msg);
+  else
+    api_reply_json(ar, 200, json_pack("{s:s}", "result", msg));
+  api_done(ar);
+}
+
+/* POST /cluster/leave {node_id}: the leader removes that member. */
+void api_cluster_leave(struct api_req *ar) {
+  struct node *n = ar->node;
+  json_int_t id = 0;
+  if (api_unpack(ar, "{s:I}", "node_id", &id) != 0)
+    return api_done(ar);
+  if (id <= 0 || id > 0xffffffffLL) {
+    api_problem(ar, 400, "invalid_field", "node_id must be a positive integer");
+    return api_done(ar);
+  }
+  if (n->cluster == NULL) {
+    api_problem(ar, 409, "conflict", "this gate runs alone; there is no cluster to leave");
+    return api_done(ar);
+  }
+  int rc = cluster_leave(n, (uint64_t)id, leave_done, ar);
+  if (rc != 0) {
+    api_error(ar, rc, "cannot reach the leader");
+    api_done(ar);
+  }
+}
+
+/* GET /cluster/join-token: what `gated --join ... --join-token` needs. */
+void api_cluster_token(struct api_req *ar) {
+  char tok[96];
+  cluster_join_token(ar->node->cluster_key, tok, sizeof tok);
+  api_reply_json(ar, 200, json_pack("{s:s}", "token", tok));
+  api_done(ar);
+}
+
 void api_cluster_status(struct api_req *ar) {
   struct node *n = ar->node;
+  if (n->cluster != NULL) {
+    json_t *o = cluster_status(n);
+    json_object_set_new(o, "mode", json_string("cluster"));
+    json_object_set_new(o, "gate", json_string(n->cfg.gate));
+    api_reply_json(ar, 200, o);
+    api_done(ar);
+    return;
+  }
   char id[16];
   snprintf(id, sizeof id, "%u", n->cfg.node_id);
   json_t *self = json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "node_id", (json_int_t)n->cfg.node_id,

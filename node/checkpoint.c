@@ -156,8 +156,11 @@ int checkpoint_recover(struct node *n) {
   char ledger_dir[700];
   snprintf(ledger_dir, sizeof ledger_dir, "%s/ledger", dd);
   if (!trusted) {
-    GM_WARN("unclean shutdown on an earlier boot: rebuilding the ledger from snapshot and "
-            "journal", "data_dir=%s", dd);
+    GM_WARN(n->cluster_mode ? "unclean shutdown on an earlier boot: rebuilding the ledger "
+                              "from the raft snapshot and log"
+                            : "unclean shutdown on an earlier boot: rebuilding the ledger from "
+                              "snapshot and journal",
+            "data_dir=%s", dd);
     if (remove_tree(ledger_dir) != 0)
       return GM_EIO;
   }
@@ -166,6 +169,13 @@ int checkpoint_recover(struct node *n) {
   if (rc != 0) {
     GM_ERROR("cannot open ledger", "path=%s err=%s", ledger_dir, gm_err_code(rc));
     return rc;
+  }
+  if (n->cluster_mode) {
+    /* Raft's log and snapshots are the durability point: an untrusted ledger
+     * was emptied above and Raft restores and replays it on start. */
+    if ((rc = ledger_sync(n->ledger)) != 0)
+      return rc;
+    return checkpoint_mark(n, false);
   }
   if (!trusted) {
     struct gm_buf snap;

@@ -13,6 +13,14 @@
 
 static void on_check(uv_check_t *h);
 
+/* Calls the drain callback once. */
+static void fire_idle(struct commit_queue *q) {
+  void (*done)(void *) = q->on_idle;
+  q->on_idle = NULL;
+  if (done)
+    done(q->on_idle_arg);
+}
+
 int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
                 struct journal *journal) {
   memset(q, 0, sizeof *q);
@@ -162,8 +170,8 @@ static void work_done(uv_work_t *w, int status) {
    * wait for another loop iteration. */
   if (q->n_pending > 0 || q->n_audit > 0)
     start_batch(q);
-  else if (q->closing && q->on_idle)
-    q->on_idle(q->on_idle_arg);
+  else if (q->closing)
+    fire_idle(q);
 }
 
 static void start_batch(struct commit_queue *q) {
@@ -175,6 +183,17 @@ static void start_batch(struct commit_queue *q) {
   size_t n = q->n_pending < COMMIT_BATCH_MAX ? q->n_pending : COMMIT_BATCH_MAX;
   if (n == 0)
     return;
+  if (q->remote != NULL) {
+    q->stats.wait_us += uv_hrtime() / 1000 - q->first_pending_us;
+    q->stats.commands += n;
+    q->remote(q->remote_arg, q->pending, n);
+    memmove(q->pending, q->pending + n, (q->n_pending - n) * sizeof *q->pending);
+    q->n_pending -= n;
+    q->first_pending_us = uv_hrtime() / 1000;
+    if (q->n_pending > 0)
+      uv_check_start(&q->check, on_check);
+    return;
+  }
   memcpy(q->inflight, q->pending, n * sizeof *q->pending);
   memmove(q->pending, q->pending + n, (q->n_pending - n) * sizeof *q->pending);
   q->n_pending -= n;
@@ -197,7 +216,13 @@ static void on_check(uv_check_t *h) {
 }
 
 bool commit_idle(const struct commit_queue *q) {
-  return !q->busy && q->n_pending == 0 && q->n_audit == 0;
+  return !q->busy && q->n_pending == 0 && q->n_audit == 0 &&
+         (q->remote_idle == NULL || q->remote_idle(q->remote_arg));
+}
+
+void commit_remote_settled(struct commit_queue *q) {
+  if (q->closing && commit_idle(q))
+    fire_idle(q);
 }
 
 void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg) {
@@ -205,11 +230,13 @@ void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg) {
   q->on_idle = done;
   q->on_idle_arg = arg;
   if (commit_idle(q)) {
-    done(arg);
+    fire_idle(q);
     return;
   }
   if (!q->busy)
     start_batch(q);
+  if (q->remote != NULL && commit_idle(q))
+    fire_idle(q);
 }
 
 void commit_close(struct commit_queue *q) {

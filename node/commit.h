@@ -77,6 +77,12 @@ struct commit_queue {
   uint64_t first_pending_us; /* when the oldest pending command arrived */
   void (*on_idle)(void *arg); /* called when closing and nothing is left */
   void *on_idle_arg;
+  /* In a cluster every command goes through Raft: each batch's items are
+   * handed to `remote` (which then owns item->cmd and calls item->cb exactly
+   * once), and `remote_idle` says whether it still has some in flight. */
+  void (*remote)(void *arg, struct commit_item *items, size_t n);
+  bool (*remote_idle)(void *arg);
+  void *remote_arg;
 };
 
 int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
@@ -89,5 +95,7 @@ void commit_audit(struct commit_queue *q, const struct ledger_audit *a);
 void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg);
 void commit_close(struct commit_queue *q);
 bool commit_idle(const struct commit_queue *q);
+/* The remote side calls this when its last command in flight completed. */
+void commit_remote_settled(struct commit_queue *q);
 
 #endif

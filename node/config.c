@@ -26,6 +26,12 @@ void node_config_default(struct node_config *c) {
   c->verify_rate_per_s = 0;
   c->checkpoint_interval_ms = 300 * 1000;
   c->checkpoint_journal_bytes = (uint64_t)64 << 20;
+  c->voters = 3;
+  c->voter_timeout_ms = 10 * 1000;
+  c->request_timeout_ms = 5 * 1000;
+  c->election_timeout_ms = 1000;
+  c->heartbeat_ms = 100;
+  c->snapshot_threshold = 4096;
   method_config_default(&c->methods);
 }
 
@@ -91,6 +97,7 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
   STR_KEY("data-dir", data_dir);
   STR_KEY("cluster-key-file", cluster_key_file);
   STR_KEY("join", join);
+  STR_KEY("join-token", join_token);
   STR_KEY("admin-user", admin_user);
   STR_KEY("admin-password", admin_password);
   STR_KEY("tls-cert", tls_cert);
@@ -136,6 +143,17 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
   NUM_KEY("verify-rate-per-s", 0, 1000000, c->verify_rate_per_s = (uint32_t)v);
   NUM_KEY("checkpoint-interval-s", 1, 86400, c->checkpoint_interval_ms = (int64_t)v * 1000);
   NUM_KEY("checkpoint-journal-mb", 1, 65536, c->checkpoint_journal_bytes = v << 20);
+  if (!strcmp(key, "voters")) {
+    if (strcmp(value, "3") != 0 && strcmp(value, "5") != 0 && strcmp(value, "1") != 0)
+      return bad(err, errlen, key, "must be 1, 3 or 5");
+    c->voters = (uint32_t)atoi(value);
+    return 0;
+  }
+  NUM_KEY("voter-timeout-s", 1, 3600, c->voter_timeout_ms = (int64_t)v * 1000);
+  NUM_KEY("request-timeout-ms", 100, 600000, c->request_timeout_ms = (int64_t)v);
+  NUM_KEY("election-timeout-ms", 100, 60000, c->election_timeout_ms = (uint32_t)v);
+  NUM_KEY("heartbeat-ms", 10, 10000, c->heartbeat_ms = (uint32_t)v);
+  NUM_KEY("snapshot-threshold", 16, 1000000, c->snapshot_threshold = (uint32_t)v);
   NUM_KEY("qr-ttl-s", 5, 86400, c->methods.qr_ttl_ms = (int64_t)v * 1000);
   NUM_KEY("holder-window-s", 5, 3600, c->methods.holder_window_ms = (int64_t)v * 1000);
   NUM_KEY("clock-skew-s", 0, 300, c->methods.clock_skew_ms = (int64_t)v * 1000);

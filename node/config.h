@@ -25,6 +25,13 @@ struct node_config {
   bool bootstrap;
   char join[NODE_ADDR_MAX];
   char cluster_key_file[NODE_PATH_MAX];
+  char join_token[128];
+  uint32_t voters;              /* members that vote (3 or 5); later ones are standbys */
+  int64_t voter_timeout_ms;     /* a voter silent this long is replaced by a standby */
+  int64_t request_timeout_ms;   /* a write waits this long for a leader, then no_quorum */
+  uint32_t election_timeout_ms;
+  uint32_t heartbeat_ms;
+  uint32_t snapshot_threshold;  /* entries between Raft snapshots */
   char admin_user[64 + 1];
   char admin_password[256];
   char tls_cert[NODE_PATH_MAX];

@@ -5,6 +5,7 @@
  * a late reply from touching a request h2o has already freed.
  */
 #include <openssl/err.h>
+#include <sodium.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,8 @@ static const struct route routes[] = {
     {"POST", "/admin/keys/rotate", LEDGER_ROLE_ADMIN, api_keys_rotate},
     {"GET", "/incidents", LEDGER_ROLE_STAFF, api_incidents},
     {"GET", "/cluster/status", PUBLIC, api_cluster_status},
+    {"GET", "/cluster/join-token", LEDGER_ROLE_ADMIN, api_cluster_token},
+    {"POST", "/cluster/leave", LEDGER_ROLE_ADMIN, api_cluster_leave},
     {"GET", "/.well-known/jwks.json", PUBLIC, api_jwks},
     {"GET", "/healthz", PUBLIC, api_healthz},
     {"GET", "/metrics", PUBLIC, api_metrics},
@@ -168,6 +171,7 @@ void api_error(struct api_req *ar, int rc, const char *detail) {
   case GM_ELIMIT: status = 503, code = "rate_limited"; break;
   case GM_EFULL: status = 507, code = "storage_full"; break;
   case GM_ESHUTDOWN: status = 503, code = "shutting_down"; break;
+  case GM_ENOQUORUM: status = 503, code = "no_quorum"; break;
   default: status = 500, code = gm_err_code(rc); break;
   }
   api_problem(ar, status, code, "%s", detail ? detail : gm_err_msg(rc));
@@ -421,6 +425,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   header_value(req, "idempotency-key", idem, sizeof idem);
   auth_request_id(n, ar->authed ? ar->who.user_id : ar->ip, idem, ar->rid);
   ar->has_idem_key = idem[0] != 0;
+  if (ar->rid[0] == 0 && n->cluster != NULL) {
+    /* In a cluster a command may be proposed twice (a leader change while it
+     * was in flight); a request id makes the second one return the first's
+     * result instead of applying again. */
+    uint8_t r[16];
+    randombytes_buf(r, sizeof r);
+    memcpy(ar->rid, "rr-", 3);
+    gm_hex(ar->rid + 3, r, sizeof r);
+  }
   rt->fn(ar);
   return 0;
 }

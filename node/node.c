@@ -22,6 +22,7 @@
 #include "../lib/mpk.h"
 #include "auth.h"
 #include "checkpoint.h"
+#include "cluster.h"
 
 int http_start(struct node *n);
 void http_stop(struct node *n);
@@ -123,9 +124,18 @@ static int cluster_key_load(struct node *n) {
   return 0;
 }
 
-/* Before the loop runs: journal and apply one command, as a batch would. */
+static void on_bootstrap_committed(void *arg, const struct ledger_result *res) {
+  (void)arg;
+  if (res->rc != 0 && !res->duplicate)
+    GM_ERROR("bootstrap command failed", "err=%s", gm_err_code(res->rc));
+}
+
+/* Before the loop runs: journal and apply one command, as a batch would. In a
+ * cluster (on the leader, once it leads): propose it through Raft. */
 static int apply_now(struct node *n, struct ledger_cmd *c, const char *rid) {
   node_cmd_init(n, c, c->op, rid, "bootstrap");
+  if (n->cluster_mode)
+    return commit_submit(&n->commit, c, on_bootstrap_committed, n);
   struct mpk_w w;
   mpk_w_init(&w);
   ledger_cmd_encode(c, &w);
@@ -209,22 +219,27 @@ int node_start(struct node *n) {
   int rc = cluster_key_load(n);
   if (rc != 0)
     return rc;
+  n->cluster_mode = cluster_mode(&n->cfg);
   if ((rc = checkpoint_recover(n)) != 0)
     return rc;
   n->started = true;
-  if ((rc = node_bootstrap(n)) != 0)
+  /* In a cluster the leader bootstraps the ledger once it leads. */
+  if (!n->cluster_mode && (rc = node_bootstrap(n)) != 0)
     return rc;
   if ((rc = auth_init(n)) != 0)
     return rc;
   n->rate = calloc(RATE_SLOTS, sizeof *n->rate);
   if (n->rate == NULL)
     return GM_ENOMEM;
-  if ((rc = commit_init(&n->commit, n->loop, n->ledger, &n->journal)) != 0)
+  if ((rc = commit_init(&n->commit, n->loop, n->ledger, n->cluster_mode ? NULL : &n->journal)) !=
+      0)
     return rc;
-  checkpoint_start(n);
-  if (n->cfg.join[0] || n->cfg.bootstrap)
-    GM_WARN("cluster flags given; this gate runs alone (no peers are contacted)",
-            "join=%s bootstrap=%d", n->cfg.join, n->cfg.bootstrap);
+  if (n->cluster_mode) {
+    if ((rc = cluster_start(n)) != 0)
+      return rc;
+  } else {
+    checkpoint_start(n);
+  }
   if ((rc = http_start(n)) != 0)
     return rc;
   uv_signal_init(n->loop, &n->sig_int);
@@ -251,9 +266,20 @@ void node_maybe_stopped(struct node *n) {
   uv_timer_start(&n->stop_timer, on_stop_timer, 200, 0);
 }
 
+static void on_cluster_closed(void *arg) {
+  struct node *n = arg;
+  n->cluster_closed = true;
+  n->drained = true;
+  node_maybe_stopped(n);
+}
+
 static void on_drained(void *arg) {
   struct node *n = arg;
   GM_INFO("commit queue drained", "applied=%llu", (unsigned long long)n->commit.stats.applied);
+  if (n->cluster != NULL) {
+    cluster_stop(n, on_cluster_closed, n);
+    return;
+  }
   n->drained = true;
   node_maybe_stopped(n);
 }
@@ -280,6 +306,7 @@ void node_cleanup(struct node *n) {
   if (n->started && n->ledger && n->drained && ledger_sync(n->ledger) == 0)
     checkpoint_mark(n, true);
   journal_close(&n->journal);
+  cluster_free(n);
   auth_cleanup(n);
   free(n->rate);
   n->rate = NULL;

@@ -60,6 +60,8 @@ struct node {
   uv_loop_t *loop;
   struct ledger *ledger;
   struct commit_queue commit;
+  struct cluster *cluster; /* NULL for a gate that runs alone */
+  bool cluster_mode;
   uint8_t cluster_key[32];
   uint8_t seal_key[32];
   uint8_t cache_key[16];
@@ -82,6 +84,7 @@ struct node {
   int64_t last_checkpoint_ms;
   uint64_t last_snapshot_bytes;
   bool drained;
+  bool cluster_closed;
   bool started;
   bool stopping;
   int64_t started_ms;

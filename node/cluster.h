@@ -1,0 +1,55 @@
+/*
+ * cluster.h — the gate as a member of a Raft cluster (libraft over libuv).
+ *
+ * Cluster mode: the node was started with --bootstrap or --join, or its data
+ * dir already holds Raft state (DATA_DIR/raft). Then every command goes
+ * through Raft instead of the local journal: the leader packs the commands
+ * of one loop iteration into one entry (one raft_apply, one buffer); a
+ * follower forwards them to the leader and relays the results. Reads are
+ * served from the local replica.
+ *
+ * The cluster port carries two kinds of connections, both over the
+ * encrypted channel of raft/secure.h: Raft's own traffic (libraft gets the
+ * plaintext end of a socketpair through a custom raft_uv_transport) and RPCs
+ * between gates (forwarded commands, joins, leaves, pings).
+ *
+ * Roles: the first `voters` members vote; every later one is a standby.
+ * The leader pings every member each second; a voter silent for
+ * voter-timeout-ms is demoted to standby and the most caught-up reachable
+ * standby promoted in its place.
+ */
+#ifndef GM_NODE_CLUSTER_H
+#define GM_NODE_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "commit.h"
+#include "config.h"
+
+struct node;
+struct cluster;
+
+/* Whether this node runs in a cluster (see above). */
+bool cluster_mode(const struct node_config *cfg);
+/* Starts Raft (bootstrapping or joining as configured) and the cluster port.
+ * Hooks n->commit up to Raft. */
+int cluster_start(struct node *n);
+/* Leaves the loop's handles closing; done runs when they are closed. */
+void cluster_stop(struct node *n, void (*done)(void *arg), void *arg);
+void cluster_free(struct node *n);
+/* GET /cluster/status body. */
+json_t *cluster_status(struct node *n);
+/* Asks the leader to remove node `id` from the configuration; cb gets 0 or
+ * a GM_E* code. */
+int cluster_leave(struct node *n, uint64_t id, void (*cb)(void *arg, int rc, const char *msg),
+                  void *arg);
+/* The join token of this cluster: "gmj1." + base64url(cluster key). */
+void cluster_join_token(const uint8_t key[32], char *out, size_t cap);
+/* Parses a join token into a cluster key; GM_EINVAL when it is not one. */
+int cluster_token_key(const char *token, uint8_t key[32]);
+/* For /metrics. */
+void cluster_metrics(struct node *n, char *out, size_t cap);
+
+#endif
