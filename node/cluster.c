@@ -56,6 +56,7 @@ struct conn {
   char peer_addr[NODE_ADDR_MAX];
   char remote[64];
   int64_t opened_ms;
+  bool got_hello; /* the peer's handshake arrived */
   /* Raft traffic: libraft holds raft_end, the relay reads and writes mine. */
   uv_pipe_t *raft_end;
   uv_pipe_t mine;
@@ -172,6 +173,7 @@ struct cluster {
   /* counters for /metrics */
   uint64_t entries_proposed, cmds_proposed, cmds_forwarded, frames_dropped, conns_refused;
   uint64_t retries, no_quorum;
+  int64_t last_refusal_log_ms;
 };
 
 static int64_t now_ms(void) { return node_now_ms(); }
@@ -320,6 +322,16 @@ static void conn_close(struct conn *c) {
     return;
   bool was_open = c->state == CS_OPEN;
   c->state = CS_CLOSED;
+  if (c->client && !was_open && c->got_hello) {
+    /* The peer answered our handshake, then hung up instead of opening: it
+     * could not read our first frame, so we hold another cluster key. */
+    int64_t now = now_ms();
+    if (now - c->cl->last_refusal_log_ms > 10000) {
+      c->cl->last_refusal_log_ms = now;
+      GM_WARN("the peer refused the handshake: this gate's cluster key or join token does not "
+              "match the cluster's", "peer=%s", c->remote);
+    }
+  }
   if (c->raft_req != NULL) {
     struct raft_uv_connect *req = c->raft_req;
     c->raft_req = NULL;
@@ -407,6 +419,7 @@ static void conn_process(struct conn *c) {
         conn_reject(c, "not a gate handshake");
         break;
       }
+      c->got_hello = true;
       if (c->client) {
         if (sec_chan_rx_start(&c->ch, p + SEC_HELLO_LEN) != 0) {
           conn_reject(c, "bad stream header");

@@ -6,6 +6,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -212,6 +213,9 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 int node_start(struct node *n) {
   n->started_ms = node_now_ms();
+  /* A peer that hangs up must give a write error, not kill the gate: libuv
+   * writes to sockets and socketpairs with plain write(2). */
+  signal(SIGPIPE, SIG_IGN);
   if (mkdir(n->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
     GM_ERROR("cannot create data dir", "path=%s err=\"%s\"", n->cfg.data_dir, strerror(errno));
     return GM_EIO;

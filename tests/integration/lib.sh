@@ -13,7 +13,7 @@ export GATECTL_TOKEN_FILE=$TMP/token
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
-  rm -rf "$TMP"
+  [ -n "${GM_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
