@@ -10,6 +10,7 @@
  * `qr show`, `pass code` and `keygen` do what a holder's phone app does, for
  * kiosks, tests and demos.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -17,12 +18,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../lib/buf.h"
 #include "../lib/codec.h"
+#include "../lib/err.h"
+#include "../lib/mpk.h"
 #include "../methods/pass.h"
 #include "../methods/qr.h"
+#include "../raft/secure.h"
+#include "cluster.h"
+#include "config.h"
 
 #define CSV_BATCH 1000
 
@@ -48,7 +57,10 @@ static int usage(void) {
           "         [--ticket ID] [--gate NAME]\n"
           "  audit [--ticket ID] [--method M] [--gate G] [--limit N]\n"
           "  toggle METHOD on|off | override TICKET admit|reset REASON | rotate-key\n"
-          "  incidents | status | health | jwks | keygen\n");
+          "  incidents | status | health | jwks | keygen\n"
+          "  cluster status | cluster join-token | cluster leave NODE_ID\n"
+          "  cluster join ANY_NODE_CLUSTER_ADDR --token T --node-id N --cluster-listen ADDR\n"
+          "               [gated flags...]   checks the token, then runs this gate joined\n");
   return 2;
 }
 
@@ -57,6 +69,130 @@ static const char *opt(int argc, char **argv, const char *name) {
     if (!strcmp(argv[i], name))
       return argv[i + 1];
   return NULL;
+}
+
+/* Opens the cluster channel to addr with the token's key, as node `id`:
+ * 0 when the peer accepts it (its first frame opens), GM_EAUTH when it
+ * hangs up after the handshake (another key), GM_EIO when unreachable. */
+static int send_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n > 0) {
+    ssize_t w = write(fd, b, n);
+    if (w <= 0)
+      return -1;
+    b += w, n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int recv_all(int fd, void *p, size_t n) {
+  uint8_t *b = p;
+  while (n > 0) {
+    ssize_t r = read(fd, b, n);
+    if (r <= 0)
+      return -1;
+    b += r, n -= (size_t)r;
+  }
+  return 0;
+}
+
+static int token_check(const char *addr, const uint8_t key[32], uint32_t id, const char *self) {
+  char host[128];
+  int port;
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  if (node_addr_parse(addr, host, sizeof host, &port) != 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    return GM_EINVAL;
+  sa.sin_port = htons((uint16_t)port);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 5};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if (fd >= 0)
+      close(fd);
+    return GM_EIO;
+  }
+  struct sec_hs hs;
+  struct sec_chan ch;
+  uint8_t hello[SEC_HELLO_LEN], in[SEC_HELLO_LEN + SEC_HEADER_LEN], header[SEC_HEADER_LEN];
+  sec_hs_init(&hs, true);
+  sec_hs_hello(&hs, hello);
+  int rc = GM_EIO;
+  if (send_all(fd, hello, sizeof hello) != 0 || recv_all(fd, in, sizeof in) != 0)
+    goto out;
+  if (sec_hs_finish(&hs, in, key, &ch, header) != 0 || sec_chan_rx_start(&ch, in + SEC_HELLO_LEN) != 0)
+    goto out;
+  /* Our hello message (kind 2 = RPC), framed as the gate frames it. */
+  struct mpk_w w;
+  mpk_w_init(&w);
+  mpk_map(&w, 3);
+  mpk_kv_u64(&w, "k", 2);
+  mpk_kv_u64(&w, "id", id);
+  mpk_kv_str(&w, "a", self);
+  uint8_t plain[512], frame[512 + SEC_OVERHEAD];
+  size_t n = w.sb.size;
+  plain[0] = (uint8_t)n, plain[1] = (uint8_t)(n >> 8), plain[2] = plain[3] = 0;
+  memcpy(plain + 4, w.sb.data, n);
+  mpk_w_free(&w);
+  sec_seal(&ch, plain, 4 + n, frame);
+  if (send_all(fd, header, sizeof header) != 0 || send_all(fd, frame, 4 + n + SEC_OVERHEAD) != 0)
+    goto out;
+  uint8_t lenb[4];
+  rc = GM_EAUTH; /* the peer hangs up on a frame it cannot open */
+  if (recv_all(fd, lenb, 4) != 0)
+    goto out;
+  size_t clen = (size_t)lenb[0] | (size_t)lenb[1] << 8 | (size_t)lenb[2] << 16 | (size_t)lenb[3] << 24;
+  uint8_t *buf = clen < 65536 ? malloc(4 + clen) : NULL;
+  size_t mlen;
+  if (buf != NULL) {
+    memcpy(buf, lenb, 4);
+    if (recv_all(fd, buf + 4, clen) == 0 && sec_open(&ch, buf, 4 + clen, buf + 4, &mlen) == 0)
+      rc = 0;
+    free(buf);
+  }
+out:
+  close(fd);
+  return rc;
+}
+
+static int cmd_cluster_join(int argc, char **argv) {
+  const char *peer = argc >= 3 ? argv[2] : NULL, *tok = opt(argc, argv, "--token");
+  const char *id = opt(argc, argv, "--node-id"), *self = opt(argc, argv, "--cluster-listen");
+  uint8_t key[32];
+  if (peer == NULL || tok == NULL || id == NULL || self == NULL)
+    return usage();
+  if (cluster_token_key(tok, key) != 0) {
+    fprintf(stderr, "gatectl: the join token is malformed (expected gmj1.<43 characters>)\n");
+    return 2;
+  }
+  int rc = token_check(peer, key, (uint32_t)atol(id), self);
+  sodium_memzero(key, sizeof key);
+  if (rc == GM_EAUTH) {
+    fprintf(stderr, "gatectl: %s refused the join token: it does not match the cluster key\n", peer);
+    return 1;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "gatectl: cannot reach the cluster port %s\n", peer);
+    return 1;
+  }
+  fprintf(stderr, "gatectl: token accepted by %s; starting this gate as node %s\n", peer, id);
+  /* gated beside gatectl, with the join flags and everything else given. */
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+  if (n <= 0)
+    return 1;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  strcpy(slash ? slash + 1 : exe, "gated");
+  char **av = calloc((size_t)argc + 8, sizeof *av);
+  int k = 0;
+  av[k++] = exe;
+  av[k++] = "--join";
+  av[k++] = (char *)peer;
+  for (int i = 3; i < argc; i++)
+    av[k++] = !strcmp(argv[i], "--token") ? "--join-token" : argv[i];
+  execv(exe, av);
+  perror("gatectl: exec gated");
+  return 1;
 }
 
 static int64_t now_ms(void) {
@@ -473,6 +609,14 @@ int main(int argc, char **argv) {
     rc = call("GET", "/.well-known/jwks.json", NULL);
   else if (!strcmp(c, "keygen"))
     rc = cmd_keygen();
+  else if (!strcmp(c, "cluster") && !strcmp(sub, "status"))
+    rc = call("GET", "/cluster/status", NULL);
+  else if (!strcmp(c, "cluster") && !strcmp(sub, "join-token"))
+    rc = call("GET", "/cluster/join-token", NULL);
+  else if (!strcmp(c, "cluster") && !strcmp(sub, "leave") && argc >= 3)
+    rc = call("POST", "/cluster/leave", json_pack("{s:I}", "node_id", (json_int_t)atoll(argv[2])));
+  else if (!strcmp(c, "cluster") && !strcmp(sub, "join"))
+    rc = cmd_cluster_join(argc, argv);
   else
     rc = usage();
   curl_global_cleanup();
