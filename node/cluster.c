@@ -81,6 +81,8 @@ struct lbatch {
   struct citem *items;
   size_t n;
   bool applied;
+  bool answered;       /* its commands were answered early (timed out) */
+  int64_t deadline_ms; /* latest deadline of its commands */
   struct lbatch *next;
 };
 
@@ -929,7 +931,9 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
       *pp = b->next;
       break;
     }
-  if (status == 0 && b->applied) {
+  if (b->answered) {
+    /* Answered already: its requests timed out while the entry waited. */
+  } else if (status == 0 && b->applied) {
     cl->completing_index = b->index;
     for (size_t i = 0; i < b->n; i++) {
       struct ledger_result r = b->items[i].it.res;
@@ -982,6 +986,9 @@ static void propose(struct cluster *cl) {
     memcpy(b->items, cl->queue, n * sizeof *b->items);
     b->n = n;
     b->cl = cl;
+    for (size_t i = 0; i < n; i++)
+      if (b->items[i].deadline_ms > b->deadline_ms)
+        b->deadline_ms = b->items[i].deadline_ms;
     b->token = h.token;
     b->req.data = b;
     struct raft_buffer rb = {.base = buf, .len = size};
@@ -1013,7 +1020,10 @@ static void on_forwarded(struct cluster *cl, struct call *call, const msgpack_ob
     if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != call->n)
       rc = GM_EDECODE;
   }
-  if (rc != 0 || res == NULL) {
+  if (rc == GM_EFULL) {
+    for (size_t i = 0; i < call->n; i++)
+      fail_item(cl, &call->items[i], GM_EFULL);
+  } else if (rc != 0 || res == NULL) {
     retry_items(cl, call->items, call->n);
   } else {
     for (size_t i = 0; i < call->n; i++) {
@@ -1092,14 +1102,26 @@ static void on_check(uv_check_t *h) {
   cl->n_queue = keep;
 }
 
+/* Whether the ledger has room for more: past 90% of its map, new commands
+ * are refused (storage_full) before they reach the log, because a committed
+ * entry that cannot be applied stops this replica. */
+static bool ledger_has_room(struct cluster *cl) {
+  uint64_t used = ledger_size_bytes(cl->n->ledger);
+  return used < cl->n->cfg.map_size / 10 * 9 && cl->fsm.last_error != GM_EFULL;
+}
+
 static void remote_submit(void *arg, struct commit_item *items, size_t n) {
   struct cluster *cl = arg;
   int64_t deadline = now_ms() + cl->n->cfg.request_timeout_ms;
+  bool room = ledger_has_room(cl);
+  if (!room)
+    GM_WARN("ledger map nearly full: commands refused (raise map-size-mb)", "map_mb=%zu",
+            cl->n->cfg.map_size >> 20);
   for (size_t i = 0; i < n; i++) {
     struct citem ci = {.it = items[i], .deadline_ms = deadline};
     cl->inflight++;
-    if (cl->stopping || queue_push(cl, &ci) != 0)
-      fail_item(cl, &ci, cl->stopping ? GM_ESHUTDOWN : GM_ENOMEM);
+    if (cl->stopping || !room || queue_push(cl, &ci) != 0)
+      fail_item(cl, &ci, cl->stopping ? GM_ESHUTDOWN : !room ? GM_EFULL : GM_ENOMEM);
   }
   uv_check_start(&cl->check, on_check);
 }
@@ -1179,6 +1201,10 @@ static void rpc_fwd(struct conn *c, const msgpack_object *m, uint64_t id) {
     return;
   }
   size_t n = cmds->via.array.size;
+  if (!ledger_has_room(cl)) {
+    reply_simple(c, "fwdr", id, GM_EFULL, "ledger map nearly full", NULL);
+    return;
+  }
   for (size_t i = 0; i < n; i++)
     if (cmds->via.array.ptr[i].type != MSGPACK_OBJECT_BIN || cmds->via.array.ptr[i].via.bin.size == 0) {
       reply_simple(c, "fwdr", id, GM_EDECODE, "bad forward", NULL);
@@ -1580,6 +1606,18 @@ static void on_tick(uv_timer_t *t) {
       conn_reject(c, "handshake timed out");
   }
   calls_tick(cl);
+  /* An entry that does not apply in time (no quorum, or a replica that
+   * cannot apply it) is answered no_quorum / storage_full; its callback
+   * later only frees it. */
+  for (struct lbatch *b = cl->batches; b; b = b->next)
+    if (!b->answered && !b->applied && now >= b->deadline_ms) {
+      b->answered = true;
+      int rc = cl->fsm.last_error == GM_EFULL ? GM_EFULL : GM_ENOQUORUM;
+      for (size_t i = 0; i < b->n; i++) {
+        cl->no_quorum += rc == GM_ENOQUORUM;
+        fail_item(cl, &b->items[i], rc);
+      }
+    }
   /* A committed result is not held past its deadline even if this replica
    * lags: the write is durable either way. */
   size_t keep = 0;

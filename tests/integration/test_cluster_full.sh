@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A cluster whose ledger map fills up answers storage_full (507) at once, at
+# the leader and through a follower, and keeps serving reads: nothing gets
+# into the Raft log that a replica could not apply.
+source "$(dirname "$0")/lib.sh"
+
+FLAGS=(--map-size-mb 16 --log-level info)
+CA=$(free_port); CB=$(free_port)
+start_gate a --node-id 1 --cluster-listen 127.0.0.1:$CA --bootstrap "${FLAGS[@]}" || exit 1
+for _ in $(seq 1 50); do curl -s "$URL_a/cluster/status" | grep -q '"role":"leader"' && break; sleep 0.1; done
+ADMIN=$(login "$URL_a" admin admin-pass-1)
+JT=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq -r .token)
+start_gate b --node-id 2 --cluster-listen 127.0.0.1:$CB --join 127.0.0.1:$CA --join-token "$JT" "${FLAGS[@]}" || exit 1
+for _ in $(seq 1 50); do [ "$(curl -s "$URL_a/cluster/status" | jq '.members | length')" = 2 ] && break; sleep 0.1; done
+api POST "$URL_a/events" "$ADMIN" '{"id":"fest","name":"Fest","starts_ms":0,"ends_ms":4102444800000}' >/dev/null
+H=$(printf 'h%.0s' $(seq 1 120))
+full=""
+for k in $(seq 1 200); do
+  seq 1 2000 | sed "s/.*/{\"event_id\":\"fest\",\"holder\":\"$H\",\"id\":\"t$k-&\"}/" | paste -sd, |
+    sed 's/^/{"tickets":[/; s/$/]}/' > "$TMP/chunk.json"
+  u=$URL_a; [ $((k % 2)) = 0 ] && u=$URL_b
+  st=$(curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' -H "Authorization: Bearer $ADMIN" \
+       "$u/tickets/batch" --data-binary @"$TMP/chunk.json")
+  [ "$st" = 201 ] || [ "$st" = 200 ] || { full=$st; break; }
+done
+check "a full ledger answers 507" eq "$full" 507
+check "with the code storage_full" eq "$(jq -r .code "$TMP/resp")" storage_full
+for g in a b; do
+  eval "u=\$URL_$g"
+  st=$(curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' -H "Authorization: Bearer $ADMIN" \
+       "$u/tickets/batch" -d '{"tickets":[{"event_id":"fest","holder":"x","id":"late"}]}')
+  check "a write at $g is refused at once with storage_full" eq "$st" 507
+  check "reads still work at $g" \
+    test "$(curl -s -H "Authorization: Bearer $ADMIN" "$u/tickets/t1-1" | jq -r .status)" = created
+done
+check "both replicas applied everything in the log" \
+  test "$(curl -s "$URL_a/cluster/status" | jq .applied_index)" = "$(curl -s "$URL_b/cluster/status" | jq .applied_index)"
+check "no replica failed to apply an entry" bash -c "! grep -q 'cannot apply a committed entry' '$DIR_a/log' '$DIR_b/log'"
+finish
