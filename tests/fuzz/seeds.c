@@ -12,6 +12,7 @@
 #include "methods/pass.h"
 #include "methods/qr.h"
 #include "methods/qr_image.h"
+#include "raft/entry.h"
 
 static void put(const char *dir, const char *name, const void *p, size_t n) {
   char path[512];
@@ -50,6 +51,15 @@ int main(int argc, char **argv) {
   json_decref(claims);
   snprintf(d, sizeof d, "%s/jws", argv[1]);
   put(d, "token", jws, (size_t)n);
+
+  {
+    struct gm_slice two[2] = {{(const uint8_t *)"\x81\xa1o\x01", 4}, {(const uint8_t *)"abc", 3}};
+    struct entry_hdr h = {.count = 2, .origin = 1, .token = 9};
+    uint8_t e[64];
+    entry_encode(e, &h, two, 2);
+    snprintf(d, sizeof d, "%s/entry", argv[1]);
+    put(d, "two", e, entry_size(2, 7));
+  }
 
   struct ledger_cmd c = {.op = LEDGER_OP_REDEEM, .ts_ms = 5};
   strcpy(c.rid, "r1");
