@@ -6,7 +6,19 @@
  * so every body is a distinct, valid, unused credential.
  *
  *   mkcreds DATA_DIR qr|pass N OUT_FILE [PASS_PERIOD_S]
+ *
+ * For a running cluster (whose ledger only Raft may write), tickets are
+ * pushed through the API and this signs QR payloads for them offline, with
+ * the key read from a member's ledger:
+ *
+ *   mkcreds DATA_DIR qr-for N OUT_FILE PREFIX    (tickets PREFIX1..PREFIXN)
+ *
+ * and turns the replies of the pass generate API (one JSON per line) into
+ * request bodies carrying each pass's code for the current step:
+ *
+ *   mkcreds - pass-codes REPLIES_FILE OUT_FILE PASS_PERIOD_S
  */
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +26,7 @@
 #include <time.h>
 
 #include "ledger/ledger.h"
+#include "lib/codec.h"
 #include "lib/err.h"
 #include "methods/keys.h"
 #include "methods/pass.h"
@@ -41,6 +54,34 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *dir = argv[1], *kind = argv[2];
+  if (!strcmp(kind, "pass-codes")) {
+    FILE *in = fopen(argv[3], "r"), *pout = fopen(argv[4], "w");
+    uint32_t per = argc > 5 ? (uint32_t)atoi(argv[5]) : 15;
+    if (in == NULL || pout == NULL || per == 0) {
+      fprintf(stderr, "mkcreds: cannot open %s or %s\n", argv[3], argv[4]);
+      return 1;
+    }
+    uint64_t st = (uint64_t)time(NULL) / per;
+    char line[8192];
+    int count = 0;
+    while (fgets(line, sizeof line, in)) {
+      json_t *j = json_loads(line, 0, NULL);
+      const char *pid = json_string_value(json_object_get(j, "pass_id"));
+      const char *sec = json_string_value(json_object_get(j, "secret"));
+      uint8_t secret[PASS_SECRET_LEN];
+      if (pid && sec && gm_b64url_decode(secret, sizeof secret, sec, strlen(sec)) == PASS_SECRET_LEN) {
+        char code[PASS_CODE_MAX + 1];
+        pass_code_make(code, secret, pid, st);
+        fprintf(pout, "{\"method\":\"pass\",\"presented_data\":{\"code\":\"%s\"}}\n", code);
+        count++;
+      }
+      json_decref(j);
+    }
+    fclose(in);
+    fclose(pout);
+    fprintf(stderr, "mkcreds: %d pass codes\n", count);
+    return 0;
+  }
   int n = atoi(argv[3]);
   uint32_t period = argc > 5 ? (uint32_t)atoi(argv[5]) : 15;
   char path[1024];
@@ -64,6 +105,31 @@ int main(int argc, char **argv) {
     return 1;
   }
   int64_t now = (int64_t)time(NULL) * 1000;
+  if (!strcmp(kind, "qr-for")) {
+    struct method_config qcfg;
+    method_config_default(&qcfg);
+    struct method_env qenv = {.now_ms = now, .cfg = &qcfg, .seal_key = seal, .random = rnd};
+    uint32_t qkid;
+    uint8_t qsk[64];
+    ledger_rd_begin(l, &qenv.rd);
+    int qrc = keys_signing(&qenv, &qkid, qsk);
+    ledger_rd_end(qenv.rd);
+    FILE *qout = fopen(argv[4], "w");
+    if (qrc != 0 || qout == NULL || argc < 6) {
+      fprintf(stderr, "mkcreds: no signing key, output or prefix\n");
+      return 1;
+    }
+    for (int i = 1; i <= n; i++) {
+      char id[LEDGER_ID_MAX + 1], text[QR_TEXT_MAX];
+      snprintf(id, sizeof id, "%s%d", argv[5], i);
+      qr_issue(text, sizeof text, qkid, qsk, (uint32_t)(now / 1000), (uint32_t)(now / 1000 + 3600),
+               1, id, NULL);
+      fprintf(qout, "{\"method\":\"qr\",\"presented_data\":{\"payload\":\"%s\"}}\n", text);
+    }
+    fclose(qout);
+    ledger_close(l);
+    return 0;
+  }
   struct method_config cfg;
   method_config_default(&cfg);
   cfg.pass_period_s = period;

@@ -950,11 +950,25 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
   }
   free(b->items);
   free(b);
+  if (cl->n_queue > 0)
+    uv_check_start(&cl->check, on_check);
+}
+
+/* Entries proposed and not yet applied; more wait and grow the next one,
+ * so under load each log write (one fsync on every voter) carries more
+ * commands instead of queueing behind the others. */
+#define INFLIGHT_ENTRIES_MAX 2
+
+static size_t entries_in_flight(struct cluster *cl) {
+  size_t n = 0;
+  for (struct lbatch *b = cl->batches; b; b = b->next)
+    n += !b->applied;
+  return n;
 }
 
 /* The leader: pack up to one entry's worth of the queue into one raft_apply. */
 static void propose(struct cluster *cl) {
-  while (cl->n_queue > 0) {
+  while (cl->n_queue > 0 && entries_in_flight(cl) < INFLIGHT_ENTRIES_MAX) {
     size_t n = 0, bytes = 0;
     while (n < cl->n_queue && n < ENTRY_CMDS_MAX &&
            entry_size(n + 1, bytes + cl->queue[n].it.len) <= ENTRY_BYTES_MAX) {
@@ -1479,8 +1493,11 @@ static void on_join_reply(struct cluster *cl, struct call *call, const msgpack_o
     GM_INFO("joined the cluster", "via=%s", cl->join_target);
     return;
   }
-  if (rc == GM_ENOTLEADER && leader[0])
+  if (rc == GM_ENOTLEADER && leader[0]) {
     snprintf(cl->join_target, sizeof cl->join_target, "%s", leader);
+    cl->next_join_ms = 0; /* redirected: ask the leader at the next tick */
+    return;
+  }
   GM_WARN("join not accepted yet; retrying", "target=%s reason=\"%s\"", cl->join_target, msg);
 }
 
