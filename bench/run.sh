@@ -6,6 +6,7 @@
 #  2. HTTP POST /verify with wrk, 64 connections, every request a fresh unused
 #     credential, gated pinned to core 0 and wrk to core 1, against a raw h2o
 #     hello handler set up the same way (bench/hello.c).
+#  3. a 3-gate cluster against a 3-member etcd 3.4 cluster (bench/cluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -75,3 +76,6 @@ printf 'http_verify_pass %.0f /s %.2f of h2o hello (target >= 0.40, %s); admitte
 printf 'http_verify_qr %.0f /s %.2f of raw ed25519 verify (target >= 0.60, %s); admitted %d denied %d\n' \
   "$QR" "$QRR" "$(verdict "$QRR" 0.60)" "$(sum qr 4)" "$(sum qr 5)"
 curl -s "http://127.0.0.1:$GP/metrics" | grep -E "^gate_commit_(batches|commands|apply_seconds|wait_seconds)_total|^gate_commit_batch_max"
+
+echo "== cluster: 3 gates against 3 etcd members"
+bash bench/cluster.sh "$B"

@@ -10,7 +10,7 @@ PKGS=(
   libh2o-dev libssl-dev libjansson-dev
   libqrencode-dev libpng-dev libzbar-dev zbar-tools libnfc-dev
   libcriterion-dev
-  wrk bc curl jq openssl util-linux iproute2 nftables libcurl4-openssl-dev
+  wrk bc curl jq openssl util-linux iproute2 nftables libcurl4-openssl-dev etcd-server
 )
 BACKPORTS_PKGS=(libraft-dev)
 
