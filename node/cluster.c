@@ -1287,8 +1287,6 @@ struct join_op {
   const char *type;
 };
 
-static struct join_op *pending_join;
-
 static void join_reply(struct join_op *op, int rc, const char *msg) {
   struct conn *c = conn_by_serial(op->cl, op->conn_serial);
   if (c != NULL)
@@ -1299,7 +1297,6 @@ static void on_assigned(struct raft_change *req, int status) {
   struct join_op *op = req->data;
   struct cluster *cl = op->cl;
   cl->changing = false;
-  pending_join = NULL;
   if (status != 0)
     GM_WARN("role change failed", "node=%" PRIu64 " err=%s", op->node, raft_strerror(status));
   else
@@ -1314,7 +1311,6 @@ static void on_added(struct raft_change *req, int status) {
   struct cluster *cl = op->cl;
   if (status != 0) {
     cl->changing = false;
-    pending_join = NULL;
     join_reply(op, GM_ESTATE, raft_strerror(status));
     free(op);
     return;
@@ -1323,7 +1319,6 @@ static void on_added(struct raft_change *req, int status) {
   int rc = raft_assign(&cl->raft, &cl->change, op->node, op->role, on_assigned);
   if (rc != 0) {
     cl->changing = false;
-    pending_join = NULL;
     join_reply(op, GM_ESTATE, raft_strerror(rc));
     free(op);
   }
@@ -1370,12 +1365,10 @@ static void rpc_join(struct conn *c, const msgpack_object *m, uint64_t id) {
   op->role = count_role(cl, RAFT_VOTER) < cl->n->cfg.voters ? RAFT_VOTER : RAFT_STANDBY;
   cl->change.data = op;
   cl->changing = true;
-  pending_join = op;
   int rc = s != NULL ? raft_assign(&cl->raft, &cl->change, op->node, op->role, on_assigned)
                      : raft_add(&cl->raft, &cl->change, op->node, addr, on_added);
   if (rc != 0) {
     cl->changing = false;
-    pending_join = NULL;
     reply_simple(c, "joinr", id, GM_ESTATE, raft_strerror(rc), NULL);
     free(op);
   }

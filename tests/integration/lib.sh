@@ -10,6 +10,8 @@ PIDS=()
 PASS=0
 FAIL=0
 export GATECTL_TOKEN_FILE=$TMP/token
+# Leaks inside libraft itself are suppressed (see the file); ours are not.
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# A cluster whose ledger map fills up answers storage_full (507) at once, at
-# the leader and through a follower, and keeps serving reads: nothing gets
-# into the Raft log that a replica could not apply.
+# Two faults of a 2-voter cluster:
+#  - without a quorum (the other voter frozen) a write waits for
+#    request-timeout-ms, then gets 503 no_quorum, and commits once the voter
+#    is back;
+#  - a ledger map that fills up answers storage_full (507) at once, at the
+#    leader and through a follower, and keeps serving reads: nothing gets into
+#    the Raft log that a replica could not apply.
 source "$(dirname "$0")/lib.sh"
 
-FLAGS=(--map-size-mb 16 --log-level info)
+FLAGS=(--map-size-mb 16 --log-level info --request-timeout-ms 1500 --election-timeout-ms 500
+       --heartbeat-ms 50)
 CA=$(free_port); CB=$(free_port)
 start_gate a --node-id 1 --cluster-listen 127.0.0.1:$CA --bootstrap "${FLAGS[@]}" || exit 1
 for _ in $(seq 1 50); do curl -s "$URL_a/cluster/status" | grep -q '"role":"leader"' && break; sleep 0.1; done
@@ -13,6 +18,20 @@ JT=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq 
 start_gate b --node-id 2 --cluster-listen 127.0.0.1:$CB --join 127.0.0.1:$CA --join-token "$JT" "${FLAGS[@]}" || exit 1
 for _ in $(seq 1 50); do [ "$(curl -s "$URL_a/cluster/status" | jq '.members | length')" = 2 ] && break; sleep 0.1; done
 api POST "$URL_a/events" "$ADMIN" '{"id":"fest","name":"Fest","starts_ms":0,"ends_ms":4102444800000}' >/dev/null
+
+# --- no quorum ----------------------------------------------------------------
+kill -STOP "$PID_b"
+t0=$(date +%s%N)
+r=$(api POST "$URL_a/tickets/batch" "$ADMIN" '{"tickets":[{"event_id":"fest","holder":"q","id":"q1"}]}')
+t1=$(date +%s%N)
+check "a write without a quorum is answered 503" eq "$(status_of "$r")" 503
+check "with the code no_quorum" eq "$(jf "$r" .code)" no_quorum
+check "after the request timeout, not forever" test $(( (t1 - t0) / 1000000 )) -lt 5000
+kill -CONT "$PID_b"
+ok_again() { [ "$(status_of "$(api POST "$URL_a/tickets/batch" "$ADMIN" '{"tickets":[{"event_id":"fest","holder":"q","id":"q2"}]}')")" = 201 ]; }
+for _ in $(seq 1 50); do ok_again && break; sleep 0.2; done
+check "writes commit again once the voter is back" \
+  test "$(api GET "$URL_b/tickets/q2" "$ADMIN" | cut -c1-3)" = 200
 H=$(printf 'h%.0s' $(seq 1 120))
 full=""
 for k in $(seq 1 200); do
