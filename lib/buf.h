@@ -53,4 +53,20 @@ int gm_strlcpy(char *dst, size_t cap, const char *src, size_t src_len);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void gm_hex(char *out, const uint8_t *p, size_t n);
 
+/* Little-endian integers in byte buffers (journal records, Raft entries). */
+static inline void gm_le32_put(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void gm_le64_put(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t gm_le32_get(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t gm_le64_get(const uint8_t *p) {
+  return (uint64_t)gm_le32_get(p) | (uint64_t)gm_le32_get(p + 4) << 32;
+}
+
 #endif

@@ -179,6 +179,7 @@ struct cluster {
 };
 
 static int64_t now_ms(void) { return node_now_ms(); }
+static uint64_t clock_us(void) { return uv_hrtime() / 1000; }
 
 /* ------------------------------------------------------------------ utils */
 
@@ -239,21 +240,24 @@ static void on_written(uv_write_t *req, int status) {
   free(req);
 }
 
-static void tcp_write(struct conn *c, const void *p, size_t n) {
-  if (c->state == CS_CLOSED)
-    return;
+/* Writes a copy of p[0..n) to s; -1 when it cannot. */
+static int stream_write(uv_stream_t *s, const void *p, size_t n) {
   struct wreq *w = malloc(sizeof *w + n);
-  if (w == NULL) {
-    conn_close(c);
-    return;
-  }
+  if (w == NULL)
+    return -1;
   memcpy(w->data, p, n);
   w->len = n;
   uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+  if (uv_write(&w->req, s, &b, 1, on_written) != 0) {
     free(w);
-    conn_close(c);
+    return -1;
   }
+  return 0;
+}
+
+static void tcp_write(struct conn *c, const void *p, size_t n) {
+  if (c->state != CS_CLOSED && stream_write((uv_stream_t *)&c->tcp, p, n) != 0)
+    conn_close(c);
 }
 
 /* Seals plaintext into frames and writes them. */
@@ -504,19 +508,8 @@ static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 /* Plaintext from the peer. */
 static void conn_on_plain(struct conn *c, const uint8_t *p, size_t n) {
   if (c->state == CS_OPEN && c->kind == CK_RAFT) {
-    if (!c->mine_open)
-      return;
-    struct wreq *w = malloc(sizeof *w + n);
-    if (w == NULL) {
+    if (c->mine_open && stream_write((uv_stream_t *)&c->mine, p, n) != 0)
       conn_close(c);
-      return;
-    }
-    memcpy(w->data, p, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->mine, &b, 1, on_written) != 0) {
-      free(w);
-      conn_close(c);
-    }
     return;
   }
   if (gm_buf_append(&c->plain, p, n) != 0) {
@@ -1731,6 +1724,7 @@ int cluster_start(struct node *n) {
     return rc;
   cl->fsm.on_applied = on_applied;
   cl->fsm.after_apply = after_apply;
+  cl->fsm.clock_us = clock_us;
   cl->fsm.arg = cl;
   cl->fsm.raft = &cl->raft;
   cl->transport.version = 1;

@@ -23,23 +23,6 @@
 #define SUM_LEN 16
 #define HDR_LEN (4 + 4 + 8 + 4)
 
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
 
 static int sync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -115,15 +98,15 @@ static int replay_file(struct journal *j, int fd, uint64_t after, journal_apply_
       rc = GM_EIO;
       break;
     }
-    uint32_t magic = get32(hdr), body = get32(hdr + 4);
+    uint32_t magic = gm_le32_get(hdr), body = gm_le32_get(hdr + 4);
     if (magic == 0)
       break;
     if (magic != JOURNAL_MAGIC || body > JOURNAL_RECORD_MAX || size - off < HDR_LEN + body + SUM_LEN) {
       rc = GM_EDECODE;
       break;
     }
-    uint64_t seq = get64(hdr + 8);
-    uint32_t count = get32(hdr + 16);
+    uint64_t seq = gm_le64_get(hdr + 8);
+    uint32_t count = gm_le32_get(hdr + 16);
     gm_buf_reset(&j->buf);
     if ((rc = gm_buf_reserve(&j->buf, HDR_LEN + body + SUM_LEN)) != 0)
       break;
@@ -153,7 +136,7 @@ static int replay_file(struct journal *j, int fd, uint64_t after, journal_apply_
         rc = GM_ECORRUPT;
         break;
       }
-      uint32_t len = get32(rec + p);
+      uint32_t len = gm_le32_get(rec + p);
       p += 4;
       if (HDR_LEN + body - p < len) {
         rc = GM_ECORRUPT;
@@ -290,13 +273,13 @@ int journal_append(struct journal *j, const struct gm_slice *cmds, size_t n, uin
     return rc;
   uint8_t *p = j->buf.ptr;
   uint64_t s = j->last_seq + 1;
-  put32(p, JOURNAL_MAGIC);
-  put32(p + 4, (uint32_t)body);
-  put64(p + 8, s);
-  put32(p + 16, (uint32_t)n);
+  gm_le32_put(p, JOURNAL_MAGIC);
+  gm_le32_put(p + 4, (uint32_t)body);
+  gm_le64_put(p + 8, s);
+  gm_le32_put(p + 16, (uint32_t)n);
   size_t off = HDR_LEN;
   for (size_t i = 0; i < n; i++) {
-    put32(p + off, (uint32_t)cmds[i].len);
+    gm_le32_put(p + off, (uint32_t)cmds[i].len);
     memcpy(p + off + 4, cmds[i].ptr, cmds[i].len);
     off += 4 + cmds[i].len;
   }

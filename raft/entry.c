@@ -7,40 +7,19 @@
 
 #include "../lib/err.h"
 
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
 size_t entry_size(size_t n_cmds, size_t cmd_bytes) {
   size_t n = ENTRY_HDR_LEN + 4 * n_cmds + cmd_bytes;
   return (n + 7) & ~(size_t)7;
 }
 
 void entry_encode(uint8_t *out, const struct entry_hdr *h, const struct gm_slice *cmds, size_t n) {
-  put32(out, ENTRY_MAGIC);
-  put32(out + 4, (uint32_t)n);
-  put64(out + 8, h->origin);
-  put64(out + 16, h->token);
+  gm_le32_put(out, ENTRY_MAGIC);
+  gm_le32_put(out + 4, (uint32_t)n);
+  gm_le64_put(out + 8, h->origin);
+  gm_le64_put(out + 16, h->token);
   size_t off = ENTRY_HDR_LEN, bytes = 0;
   for (size_t i = 0; i < n; i++) {
-    put32(out + off, (uint32_t)cmds[i].len);
+    gm_le32_put(out + off, (uint32_t)cmds[i].len);
     memcpy(out + off + 4, cmds[i].ptr, cmds[i].len);
     off += 4 + cmds[i].len;
     bytes += cmds[i].len;
@@ -51,18 +30,18 @@ void entry_encode(uint8_t *out, const struct entry_hdr *h, const struct gm_slice
 
 int entry_decode(const uint8_t *p, size_t n, struct entry_hdr *h, struct gm_slice *cmds,
                  size_t cap) {
-  if (n < ENTRY_HDR_LEN || n % 8 != 0 || n > ENTRY_BYTES_MAX || get32(p) != ENTRY_MAGIC)
+  if (n < ENTRY_HDR_LEN || n % 8 != 0 || n > ENTRY_BYTES_MAX || gm_le32_get(p) != ENTRY_MAGIC)
     return GM_EDECODE;
-  h->count = get32(p + 4);
-  h->origin = get64(p + 8);
-  h->token = get64(p + 16);
+  h->count = gm_le32_get(p + 4);
+  h->origin = gm_le64_get(p + 8);
+  h->token = gm_le64_get(p + 16);
   if (h->count == 0 || h->count > ENTRY_CMDS_MAX)
     return GM_EDECODE;
   size_t off = ENTRY_HDR_LEN;
   for (uint32_t i = 0; i < h->count; i++) {
     if (n - off < 4)
       return GM_EDECODE;
-    uint32_t len = get32(p + off);
+    uint32_t len = gm_le32_get(p + off);
     off += 4;
     if (len == 0 || len > n - off)
       return GM_EDECODE;

@@ -43,6 +43,9 @@ struct gm_fsm {
   uint64_t snap_index;
   struct gm_buf snap_buf;
   struct raft_buffer snap_out;
+  /* Microseconds from the caller's clock, for the restore time in the log;
+   * NULL: no timing (raft/ reads no clock itself). */
+  uint64_t (*clock_us)(void);
   uint64_t applied_entries;
   uint64_t skipped_entries;
   int last_error; /* a storage failure that stopped apply (map full, I/O) */
