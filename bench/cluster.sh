@@ -18,7 +18,7 @@ BULK=${BENCH_BULK_TICKETS:-1000000}
 NCRED=${BENCH_CLUSTER_CREDS:-250000}
 TMP=$(mktemp -d /tmp/gm-cbench.XXXXXX)
 PIDS=()
-trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done; [ -n "${GM_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"' EXIT
+trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; [ -n "${GM_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"' EXIT
 # Distinct free ports below the ephemeral range (32768+), into $P; PORTS
 # remembers the ones handed out, since nothing listens on them yet.
 PORTS=" "

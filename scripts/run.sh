@@ -15,7 +15,7 @@ if [ ! -f run/admin-password ]; then
 fi
 PW=$(cat run/admin-password)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -TERM $p 2>/dev/null; done; wait 2>/dev/null' EXIT INT TERM
+trap 'for p in "${PIDS[@]}"; do kill -TERM $p 2>/dev/null || true; done; wait 2>/dev/null' EXIT INT TERM
 gate() { # gate I [flags]: gate I on HTTP port BASE+I-1, cluster port 7080+I-1
   local i=$1; shift
   GATE_ADMIN_PASSWORD=$PW "$B/gated" --config configs/gate.example.conf --data-dir run/g$i \
