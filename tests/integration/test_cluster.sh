@@ -8,7 +8,8 @@
 #    no credential is admitted twice;
 #  - garbage on the cluster port is dropped and logged;
 #  - a 4th gate joins and catches up from a snapshot of 100,000 tickets;
-#  - a stopped voter is replaced by a standby.
+#  - a stopped voter is replaced by a standby, then removed with
+#    `gatectl cluster leave`; gatectl refuses a wrong join token.
 source "$(dirname "$0")/lib.sh"
 
 RAFT_FLAGS=(--snapshot-threshold 64 --voter-timeout-s 2 --election-timeout-ms 600
@@ -212,5 +213,16 @@ check "and the stopped voter is demoted" wait_until 10 role_is "$LU" "$VID" stan
 r=$(api POST "$LU/tickets/batch" "$TB" '{"tickets":[{"event_id":"fest","holder":"z","id":"z1"}]}')
 check "writes still commit with the new voter set" eq "$(jf "$r" .created)" 1
 check "and reach the promoted gate" wait_until 5 reads_ticket "$URL_d" z1
+
+# --- operators: leave, and a wrong token at gatectl ---------------------------
+out=$(GATE_URL=$URL_d "$GATECTL" --token "$TB" cluster leave "$VID" 2>&1)
+check "gatectl cluster leave removes the stopped gate" \
+  wait_until 5 test "$(status "$LU" | jq --argjson id "$VID" '[.members[] | select(.id == $id)] | length')" = 0
+LADDR=$(status "$LU" | jq -r .leader_address)
+out=$("$GATECTL" cluster join "$LADDR" --token "gmj1.$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" \
+      --node-id 7 --cluster-listen 127.0.0.1:$(free_port) --data-dir "$TMP/z" 2>&1); rc=$?
+check "gatectl cluster join with a wrong token fails" eq "$rc" 1
+check "and says the token does not match" grep -q "does not match the cluster key" <<<"$out"
+check "without starting a gate" test ! -d "$TMP/z"
 
 finish
