@@ -31,6 +31,8 @@ struct api_req {
   char device[LEDGER_DEVICE_MAX + 1];
   char rid[LEDGER_RID_MAX + 1];
   bool has_idem_key;
+  bool timed;        /* a verify: its latency goes to the histogram */
+  uint64_t t0_ns;    /* uv_hrtime() when the request arrived */
   char params[API_PARAMS_MAX][LEDGER_ID_MAX + 1];
   void *state; /* handler-owned, freed by the handler */
   void (*commit_cb)(struct api_req *ar, const struct ledger_result *res);

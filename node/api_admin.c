@@ -269,6 +269,20 @@ void api_healthz(struct api_req *ar) {
   api_done(ar);
 }
 
+static void histogram(struct gm_buf *b, const char *name, const uint64_t *h, double sum_s) {
+  gm_buf_printf(b, "# TYPE %s histogram\n", name);
+  uint64_t cum = 0;
+  for (size_t i = 0; i <= NODE_LAT_BUCKETS; i++) {
+    cum += h[i];
+    if (i < NODE_LAT_BUCKETS)
+      gm_buf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, node_lat_bounds_ms[i] / 1e3,
+                    cum);
+    else
+      gm_buf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+  }
+  gm_buf_printf(b, "%s_sum %.6f\n%s_count %" PRIu64 "\n", name, sum_s, name, cum);
+}
+
 void api_metrics(struct api_req *ar) {
   struct node *n = ar->node;
   struct gm_buf b;
@@ -282,6 +296,12 @@ void api_metrics(struct api_req *ar) {
   gm_buf_printf(&b, "# TYPE gate_verify_total counter\n");
   gm_buf_printf(&b, "gate_verify_total{result=\"admitted\"} %" PRIu64 "\n", m->verify_admitted);
   gm_buf_printf(&b, "gate_verify_total{result=\"denied\"} %" PRIu64 "\n", m->verify_denied);
+  histogram(&b, "gate_verify_duration_seconds", m->verify_lat, m->verify_lat_sum_s);
+  histogram(&b, "gate_loop_busy_seconds", m->loop_busy, m->loop_busy_sum_s);
+  if (n->cluster != NULL) {
+    histogram(&b, "gate_raft_queue_seconds", m->raft_queue, m->raft_queue_sum_s);
+    histogram(&b, "gate_raft_commit_seconds", m->raft_commit, m->raft_commit_sum_s);
+  }
   gm_buf_printf(&b, "# TYPE gate_verify_denied_total counter\n");
   for (int r = 1; r < LEDGER_REASON__COUNT; r++)
     gm_buf_printf(&b, "gate_verify_denied_total{reason=\"%s\"} %" PRIu64 "\n",

@@ -70,6 +70,7 @@ struct conn {
 struct citem {
   struct commit_item it;
   int64_t deadline_ms;
+  uint64_t queued_ns; /* uv_hrtime() when it reached the cluster queue */
 };
 
 /* An entry proposed by this leader, waiting to apply. */
@@ -83,6 +84,7 @@ struct lbatch {
   bool applied;
   bool answered;       /* its commands were answered early (timed out) */
   int64_t deadline_ms; /* latest deadline of its commands */
+  uint64_t proposed_ns;
   struct lbatch *next;
 };
 
@@ -146,7 +148,7 @@ struct cluster {
   /* commands waiting for a leader, in order */
   struct citem *queue;
   size_t n_queue, cap_queue;
-  uv_check_t check;
+  uv_idle_t kick; /* runs the queue at the next loop iteration, without waiting in poll */
   uv_timer_t tick;
   int64_t last_ping_ms;
   uint64_t next_token;
@@ -835,7 +837,7 @@ static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
   complete(cl, ci, &r);
 }
 
-static void on_check(uv_check_t *h);
+static void on_kick(uv_idle_t *h);
 
 static int queue_push(struct cluster *cl, const struct citem *ci) {
   if (cl->n_queue == cl->cap_queue) {
@@ -847,7 +849,7 @@ static int queue_push(struct cluster *cl, const struct citem *ci) {
     cl->cap_queue = cap;
   }
   cl->queue[cl->n_queue++] = *ci;
-  uv_check_start(&cl->check, on_check);
+  uv_idle_start(&cl->kick, on_kick);
   return 0;
 }
 
@@ -864,7 +866,7 @@ static void retry_items(struct cluster *cl, struct citem *items, size_t n) {
       cl->retries++;
     }
   }
-  uv_check_start(&cl->check, on_check);
+  uv_idle_start(&cl->kick, on_kick);
 }
 
 static void on_applied(void *arg, uint64_t index, uint64_t token,
@@ -927,6 +929,8 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
   if (b->answered) {
     /* Answered already: its requests timed out while the entry waited. */
   } else if (status == 0 && b->applied) {
+    struct node_metrics *m = &cl->n->metrics;
+    node_observe(m->raft_commit, &m->raft_commit_sum_s, uv_hrtime() - b->proposed_ns);
     cl->completing_index = b->index;
     for (size_t i = 0; i < b->n; i++) {
       struct ledger_result r = b->items[i].it.res;
@@ -944,7 +948,7 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
   free(b->items);
   free(b);
   if (cl->n_queue > 0)
-    uv_check_start(&cl->check, on_check);
+    uv_idle_start(&cl->kick, on_kick);
 }
 
 /* Entries proposed and not yet applied; more wait and grow the next one,
@@ -998,6 +1002,10 @@ static void propose(struct cluster *cl) {
         b->deadline_ms = b->items[i].deadline_ms;
     b->token = h.token;
     b->req.data = b;
+    b->proposed_ns = uv_hrtime();
+    struct node_metrics *m = &cl->n->metrics;
+    for (size_t i = 0; i < n; i++)
+      node_observe(m->raft_queue, &m->raft_queue_sum_s, b->proposed_ns - b->items[i].queued_ns);
     struct raft_buffer rb = {.base = buf, .len = size};
     int rc = raft_apply(&cl->raft, &b->req, &rb, 1, on_apply_done);
     if (rc != 0) {
@@ -1079,9 +1087,9 @@ static void forward(struct cluster *cl, const char *leader_addr) {
   }
 }
 
-static void on_check(uv_check_t *h) {
+static void on_kick(uv_idle_t *h) {
   struct cluster *cl = h->data;
-  uv_check_stop(&cl->check);
+  uv_idle_stop(&cl->kick);
   if (cl->n_queue == 0 || !cl->raft_started)
     return;
   if (raft_state(&cl->raft) == RAFT_LEADER) {
@@ -1125,12 +1133,12 @@ static void remote_submit(void *arg, struct commit_item *items, size_t n) {
     GM_WARN("ledger map nearly full: commands refused (raise map-size-mb)", "map_mb=%zu",
             cl->n->cfg.map_size >> 20);
   for (size_t i = 0; i < n; i++) {
-    struct citem ci = {.it = items[i], .deadline_ms = deadline};
+    struct citem ci = {.it = items[i], .deadline_ms = deadline, .queued_ns = uv_hrtime()};
     cl->inflight++;
     if (cl->stopping || !room || queue_push(cl, &ci) != 0)
       fail_item(cl, &ci, cl->stopping ? GM_ESHUTDOWN : !room ? GM_EFULL : GM_ENOMEM);
   }
-  uv_check_start(&cl->check, on_check);
+  uv_idle_start(&cl->kick, on_kick);
 }
 
 static bool remote_idle(void *arg) {
@@ -1242,7 +1250,7 @@ static void rpc_fwd(struct conn *c, const msgpack_object *m, uint64_t id) {
     if (queue_push(cl, &ci) != 0)
       fail_item(cl, &ci, GM_ENOMEM);
   }
-  uv_check_start(&cl->check, on_check);
+  uv_idle_start(&cl->kick, on_kick);
 }
 
 static struct member *member_get(struct cluster *cl, uint64_t id) {
@@ -1646,7 +1654,7 @@ static void on_tick(uv_timer_t *t) {
     manage_roles(cl);
   }
   if (cl->n_queue > 0)
-    on_check(&cl->check);
+    on_kick(&cl->kick);
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -1711,8 +1719,8 @@ int cluster_start(struct node *n) {
              uv_strerror(urc));
     return GM_EIO;
   }
-  uv_check_init(cl->loop, &cl->check);
-  cl->check.data = cl;
+  uv_idle_init(cl->loop, &cl->kick);
+  cl->kick.data = cl;
   uv_timer_init(cl->loop, &cl->tick);
   cl->tick.data = cl;
 
@@ -1773,8 +1781,7 @@ int cluster_start(struct node *n) {
   return 0;
 }
 
-static void cl_handle_closed(uv_handle_t *h) {
-  struct cluster *cl = h->data;
+static void cl_release(struct cluster *cl) {
   cl->closing_handles--;
   if (cl->closing_handles == 0 && cl->conns == NULL && cl->stopped) {
     void (*done)(void *) = cl->stopped;
@@ -1782,6 +1789,8 @@ static void cl_handle_closed(uv_handle_t *h) {
     done(cl->stopped_arg);
   }
 }
+
+static void cl_handle_closed(uv_handle_t *h) { cl_release(h->data); }
 
 static void on_raft_closed(struct raft *r) {
   struct cluster *cl = r->data;
@@ -1793,7 +1802,7 @@ static void on_raft_closed(struct raft *r) {
   }
   cl->closing_handles += 3;
   uv_close((uv_handle_t *)&cl->listener, cl_handle_closed);
-  uv_close((uv_handle_t *)&cl->check, cl_handle_closed);
+  uv_close((uv_handle_t *)&cl->kick, cl_handle_closed);
   uv_close((uv_handle_t *)&cl->tick, cl_handle_closed);
 }
 

@@ -184,14 +184,20 @@ static void start_batch(struct commit_queue *q) {
   if (n == 0)
     return;
   if (q->remote != NULL) {
+    /* All of it now: re-arming the check from inside the check phase would
+     * leave the rest waiting until the loop next wakes up. */
     q->stats.wait_us += uv_hrtime() / 1000 - q->first_pending_us;
-    q->stats.commands += n;
-    q->remote(q->remote_arg, q->pending, n);
-    memmove(q->pending, q->pending + n, (q->n_pending - n) * sizeof *q->pending);
-    q->n_pending -= n;
+    while (q->n_pending > 0) {
+      /* Taken off the queue first: a command failed on the spot answers its
+       * request, which may queue more. */
+      size_t k = q->n_pending < COMMIT_BATCH_MAX ? q->n_pending : COMMIT_BATCH_MAX;
+      memcpy(q->inflight, q->pending, k * sizeof *q->pending);
+      memmove(q->pending, q->pending + k, (q->n_pending - k) * sizeof *q->pending);
+      q->n_pending -= k;
+      q->stats.commands += k;
+      q->remote(q->remote_arg, q->inflight, k);
+    }
     q->first_pending_us = uv_hrtime() / 1000;
-    if (q->n_pending > 0)
-      uv_check_start(&q->check, on_check);
     return;
   }
   memcpy(q->inflight, q->pending, n * sizeof *q->pending);

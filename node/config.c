@@ -31,7 +31,7 @@ void node_config_default(struct node_config *c) {
   c->request_timeout_ms = 5 * 1000;
   c->election_timeout_ms = 1000;
   c->heartbeat_ms = 100;
-  c->snapshot_threshold = 16384;
+  c->snapshot_threshold = 65536;
   method_config_default(&c->methods);
 }
 

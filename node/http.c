@@ -107,11 +107,23 @@ void api_done(struct api_req *ar) {
   free(ar);
 }
 
+const double node_lat_bounds_ms[NODE_LAT_BUCKETS] = {0.5, 1,  2,   5,   10,   20,   30,
+                                                     40,  50, 75, 100, 250, 1000, 5000};
+
 static void count_status(struct node *n, int status) {
   n->metrics.http_requests++;
   int cls = status / 100;
   if (cls >= 1 && cls <= 5)
     n->metrics.http_status[cls]++;
+}
+
+void node_observe(uint64_t hist[NODE_LAT_BUCKETS + 1], double *sum_s, uint64_t ns) {
+  double ms = (double)ns / 1e6;
+  size_t i = 0;
+  while (i < NODE_LAT_BUCKETS && ms > node_lat_bounds_ms[i])
+    i++;
+  hist[i]++;
+  *sum_s += ms / 1e3;
 }
 
 void api_reply_text(struct api_req *ar, int status, const char *ctype, const char *body,
@@ -120,6 +132,9 @@ void api_reply_text(struct api_req *ar, int status, const char *ctype, const cha
     return;
   h2o_req_t *req = ar->req;
   count_status(ar->node, status);
+  if (ar->timed)
+    node_observe(ar->node->metrics.verify_lat, &ar->node->metrics.verify_lat_sum_s,
+                 uv_hrtime() - ar->t0_ns);
   req->res.status = status;
   req->res.reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
@@ -354,6 +369,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     return -1;
   ar->req = req;
   ar->node = n;
+  ar->t0_ns = uv_hrtime();
   ar->guard = h2o_mem_alloc_shared(&req->pool, sizeof *ar->guard, guard_dispose);
   ar->guard->ar = ar;
   peer_ip(req, ar->ip, sizeof ar->ip);
@@ -434,6 +450,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     memcpy(ar->rid, "rr-", 3);
     gm_hex(ar->rid + 3, r, sizeof r);
   }
+  ar->timed = rt->fn == api_verify || rt->fn == api_methods_verify;
   rt->fn(ar);
   return 0;
 }

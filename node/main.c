@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
   gm_log_set_level(lvl);
   gm_log_set_clock(node_now_ms);
   n->loop = uv_default_loop();
+  uv_loop_configure(n->loop, UV_METRICS_IDLE_TIME);
   int rc = node_start(n);
   if (rc != 0) {
     fprintf(stderr, "gated: cannot start: %s\n", gm_err_msg(rc));

@@ -205,6 +205,21 @@ int node_bootstrap(struct node *n) {
   return 0;
 }
 
+/* Runs once per loop iteration, just before the loop waits for I/O: the
+ * time since the previous one, less the time spent waiting, is how long
+ * the loop was busy (a request that arrives meanwhile waits that long). */
+static void on_loop_prepare(uv_prepare_t *h) {
+  struct node *n = h->data;
+  uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(n->loop);
+  if (n->loop_prev_ns != 0) {
+    uint64_t span = now - n->loop_prev_ns, waited = idle - n->loop_prev_idle_ns;
+    node_observe(n->metrics.loop_busy, &n->metrics.loop_busy_sum_s,
+                 span > waited ? span - waited : 0);
+  }
+  n->loop_prev_ns = now;
+  n->loop_prev_idle_ns = idle;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct node *n = h->data;
   GM_INFO("stopping", "signal=%d", signum);
@@ -253,6 +268,10 @@ int node_start(struct node *n) {
   uv_signal_start(&n->sig_term, on_signal, SIGTERM);
   uv_timer_init(n->loop, &n->stop_timer);
   n->stop_timer.data = n;
+  uv_prepare_init(n->loop, &n->loop_prep);
+  n->loop_prep.data = n;
+  uv_prepare_start(&n->loop_prep, on_loop_prepare);
+  uv_unref((uv_handle_t *)&n->loop_prep);
   GM_INFO("gate ready", "node_id=%u gate=%s http=%s", n->cfg.node_id, n->cfg.gate,
           n->cfg.http_listen);
   return 0;

@@ -40,6 +40,9 @@ struct rate_slot {
   int64_t last_ms;
 };
 
+#define NODE_LAT_BUCKETS 14
+extern const double node_lat_bounds_ms[NODE_LAT_BUCKETS];
+
 struct node_metrics {
   uint64_t http_requests;
   uint64_t http_status[6]; /* by class: [2]=2xx ... [5]=5xx */
@@ -48,7 +51,23 @@ struct node_metrics {
   uint64_t reasons[LEDGER_REASON__COUNT];
   uint64_t auth_cache_hits;
   uint64_t auth_cache_misses;
+  /* POST /verify, request received to response sent: a cumulative
+   * histogram over NODE_LAT_BUCKETS upper bounds (ms), the last is +Inf. */
+  uint64_t verify_lat[NODE_LAT_BUCKETS + 1];
+  double verify_lat_sum_s;
+  /* Time the loop spent working (not waiting in poll) per iteration. */
+  uint64_t loop_busy[NODE_LAT_BUCKETS + 1];
+  double loop_busy_sum_s;
+  /* In a cluster, on the leader: a command's wait in the queue before its
+   * entry is proposed, and an entry's time from proposal to applied here. */
+  uint64_t raft_queue[NODE_LAT_BUCKETS + 1];
+  double raft_queue_sum_s;
+  uint64_t raft_commit[NODE_LAT_BUCKETS + 1];
+  double raft_commit_sum_s;
 };
+
+/* Adds one observation of NS nanoseconds to a histogram over the bounds. */
+void node_observe(uint64_t hist[NODE_LAT_BUCKETS + 1], double *sum_s, uint64_t ns);
 
 struct node_handler {
   h2o_handler_t super;
@@ -78,6 +97,9 @@ struct node {
   uv_signal_t sig_int;
   uv_signal_t sig_term;
   uv_timer_t stop_timer;
+  uv_prepare_t loop_prep;
+  uint64_t loop_prev_ns;  /* the previous iteration's prepare time */
+  uint64_t loop_prev_idle_ns;
   struct journal journal;
   uv_timer_t ckpt_timer;
   bool snap_running;

@@ -284,6 +284,15 @@ check "retried verify (lost reply) returns admitted again, not already_used" eq 
 check "healthz" curl -sf "$U/healthz"
 r=$(api GET "$U/metrics" "")
 check "metrics count admissions" bash -c "echo '$(body_of "$r")' | grep -Eq '^gate_verify_total\{result=\"admitted\"\} [1-9]'"
+# Histograms: cumulative buckets that never decrease, +Inf equal to _count.
+hist_ok() { # hist_ok METRICS NAME: the histogram is well formed and counted something
+  echo "$1" | awk -v n="$2" '
+    index($1, n "_bucket{") == 1 { if ($2 < last) bad = 1; last = $2; inf = $2 }
+    $1 == n "_count" { count = $2 }
+    END { exit !(bad == 0 && count > 0 && inf == count) }'
+}
+check "metrics: verify latency histogram" hist_ok "$(body_of "$r")" gate_verify_duration_seconds
+check "metrics: loop busy histogram" hist_ok "$(body_of "$r")" gate_loop_busy_seconds
 r=$(api GET "$U/cluster/status" "")
 check "cluster status has node_id and applied_index" eq "$(jf "$r" '(.node_id|tostring)+"/"+(.applied_index>0|tostring)')" 1/true
 check "HTTP/2 with prior knowledge" bash -c "curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' $U/healthz | grep -q '^2'"

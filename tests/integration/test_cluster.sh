@@ -125,6 +125,10 @@ done
 check "20 credentials each scanned at two gates at once: 20 admissions" eq "$admitted_total" 20
 check "the other scan says already_used with the first use" \
   eq "$(count_files '"reason":"already_used".*"first_use"' "$TMP"/twice.?.*)" 20
+LU=$(leader_url a b c)
+check "the leader's metrics time its queue and its commits" bash -c "
+  curl -s '$LU/metrics' | awk '\$1 == \"gate_raft_queue_seconds_count\" && \$2 > 0 {q = 1}
+    \$1 == \"gate_raft_commit_seconds_count\" && \$2 > 0 {c = 1} END {exit !(q && c)}'"
 
 # --- 5,000 redeems while the leader is killed -------------------------------
 N=2500
