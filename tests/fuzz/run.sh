@@ -13,11 +13,14 @@ PKGS="libuv libh2o msgpack libsodium jansson libqrencode libpng zbar openssl"
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -I. $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lraft -llmdb -lpthread -lm"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
-CORE=$(ls lib/*.c ledger/*.c methods/*.c raft/*.c)
-if [ ! -f $B/core.stamp ] || [ -n "$(find lib ledger methods raft -newer $B/core.stamp -name '*.[ch]')" ]; then
+CORE=$(ls lib/*.c ledger/*.c methods/*.c raft/*.c gossip/*.c)
+# Rebuilt when a source changed, or when the set of sources did (a new file
+# may be older than the stamp).
+if [ ! -f $B/core.stamp ] || [ "$(cat $B/core.stamp)" != "$CORE" ] ||
+   [ -n "$(find lib ledger methods raft gossip -newer $B/core.stamp -name '*.[ch]')" ]; then
   rm -f $B/*.o
   for f in $CORE; do clang $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$f" -o "$B/$(echo "$f" | tr / _).o"; done
-  touch $B/core.stamp
+  echo "$CORE" > $B/core.stamp
 fi
 clang $CFLAGS tests/fuzz/seeds.c $B/*.o $SAN -o $B/seeds $LIBS
 $B/seeds $B/corpus
