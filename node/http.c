@@ -107,23 +107,11 @@ void api_done(struct api_req *ar) {
   free(ar);
 }
 
-const double node_lat_bounds_ms[NODE_LAT_BUCKETS] = {0.5, 1,  2,   5,   10,   20,   30,
-                                                     40,  50, 75, 100, 250, 1000, 5000};
-
 static void count_status(struct node *n, int status) {
   n->metrics.http_requests++;
   int cls = status / 100;
   if (cls >= 1 && cls <= 5)
     n->metrics.http_status[cls]++;
-}
-
-void node_observe(uint64_t hist[NODE_LAT_BUCKETS + 1], double *sum_s, uint64_t ns) {
-  double ms = (double)ns / 1e6;
-  size_t i = 0;
-  while (i < NODE_LAT_BUCKETS && ms > node_lat_bounds_ms[i])
-    i++;
-  hist[i]++;
-  *sum_s += ms / 1e3;
 }
 
 void api_reply_text(struct api_req *ar, int status, const char *ctype, const char *body,

@@ -205,6 +205,18 @@ int node_bootstrap(struct node *n) {
   return 0;
 }
 
+const double node_lat_bounds_ms[NODE_LAT_BUCKETS] = {0.5, 1,  2,   5,   10,   20,   30,
+                                                     40,  50, 75, 100, 250, 1000, 5000};
+
+void node_observe(uint64_t hist[NODE_LAT_BUCKETS + 1], double *sum_s, uint64_t ns) {
+  double ms = (double)ns / 1e6;
+  size_t i = 0;
+  while (i < NODE_LAT_BUCKETS && ms > node_lat_bounds_ms[i])
+    i++;
+  hist[i]++;
+  *sum_s += ms / 1e3;
+}
+
 /* Runs once per loop iteration, just before the loop waits for I/O: the
  * time since the previous one, less the time spent waiting, is how long
  * the loop was busy (a request that arrives meanwhile waits that long). */

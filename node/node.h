@@ -51,8 +51,9 @@ struct node_metrics {
   uint64_t reasons[LEDGER_REASON__COUNT];
   uint64_t auth_cache_hits;
   uint64_t auth_cache_misses;
-  /* POST /verify, request received to response sent: a cumulative
-   * histogram over NODE_LAT_BUCKETS upper bounds (ms), the last is +Inf. */
+  /* Latency histograms: counts per bucket, bucket i holding what is at most
+   * node_lat_bounds_ms[i] and the last one the rest (/metrics prints them
+   * cumulative). POST /verify, request received to response sent: */
   uint64_t verify_lat[NODE_LAT_BUCKETS + 1];
   double verify_lat_sum_s;
   /* Time the loop spent working (not waiting in poll) per iteration. */
