@@ -13,6 +13,7 @@
 #include "../methods/keys.h"
 #include "api.h"
 #include "cluster.h"
+#include "gossip.h"
 
 #define AUDIT_LIMIT_DEFAULT 100
 #define AUDIT_LIMIT_MAX 1000
@@ -334,6 +335,8 @@ void api_metrics(struct api_req *ar) {
   char cm[2048];
   cluster_metrics(n, cm, sizeof cm);
   gm_buf_printf(&b, "%s", cm);
+  gossip_metrics(n, cm, sizeof cm);
+  gm_buf_printf(&b, "%s", cm);
   api_reply_text(ar, 200, "text/plain; version=0.0.4", (const char *)b.ptr, b.len);
   gm_buf_free(&b);
   api_done(ar);
@@ -386,6 +389,7 @@ void api_cluster_status(struct api_req *ar) {
   if (n->cluster != NULL) {
     json_t *o = cluster_status(n);
     json_object_set_new(o, "mode", json_string("cluster"));
+    json_object_set_new(o, "gossip", gossip_status(n));
     json_object_set_new(o, "gate", json_string(n->cfg.gate));
     api_reply_json(ar, 200, o);
     api_done(ar);

@@ -1919,6 +1919,28 @@ json_t *cluster_status(struct node *n) {
   return o;
 }
 
+void cluster_summary(struct node *n, struct cluster_summary *out) {
+  struct cluster *cl = n->cluster;
+  memset(out, 0, sizeof *out);
+  if (cl == NULL || !cl->raft_started)
+    return;
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(&cl->raft, &lid, &laddr);
+  out->state = (uint8_t)raft_state(&cl->raft);
+  out->applied = raft_last_applied(&cl->raft);
+  out->leader = lid;
+}
+
+void cluster_each_peer(struct node *n, void (*fn)(struct node *n, const char *addr)) {
+  struct cluster *cl = n->cluster;
+  if (cl == NULL || !cl->raft_started)
+    return;
+  for (unsigned i = 0; i < cl->raft.configuration.n; i++)
+    if (cl->raft.configuration.servers[i].id != cl->id)
+      fn(n, cl->raft.configuration.servers[i].address);
+}
+
 void cluster_metrics(struct node *n, char *out, size_t cap) {
   struct cluster *cl = n->cluster;
   if (cl == NULL) {

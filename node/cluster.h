@@ -52,4 +52,16 @@ int cluster_token_key(const char *token, uint8_t key[32]);
 /* For /metrics. */
 void cluster_metrics(struct node *n, char *out, size_t cap);
 
+/* What gossip says about this gate: its Raft state (RAFT_FOLLOWER,
+ * RAFT_CANDIDATE, RAFT_LEADER; 0 before Raft runs), applied index and the
+ * leader it knows (0: none). */
+struct cluster_summary {
+  uint8_t state;
+  uint64_t applied;
+  uint64_t leader;
+};
+void cluster_summary(struct node *n, struct cluster_summary *out);
+/* Calls fn with the cluster address of every Raft member but this one. */
+void cluster_each_peer(struct node *n, void (*fn)(struct node *n, const char *addr));
+
 #endif

@@ -17,7 +17,7 @@ void node_config_default(struct node_config *c) {
   strcpy(c->data_dir, "./data");
   strcpy(c->http_listen, "127.0.0.1:8080");
   strcpy(c->cluster_listen, "127.0.0.1:7080");
-  strcpy(c->gossip_listen, "127.0.0.1:7946");
+  c->gossip_listen[0] = 0; /* the cluster address, on UDP */
   strcpy(c->admin_user, "admin");
   strcpy(c->log_level, "info");
   c->body_limit = 1u << 20;

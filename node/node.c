@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "checkpoint.h"
 #include "cluster.h"
+#include "gossip.h"
 
 int http_start(struct node *n);
 void http_stop(struct node *n);
@@ -268,6 +269,8 @@ int node_start(struct node *n) {
   if (n->cluster_mode) {
     if ((rc = cluster_start(n)) != 0)
       return rc;
+    if ((rc = gossip_start(n)) != 0)
+      return rc;
   } else {
     checkpoint_start(n);
   }
@@ -326,6 +329,7 @@ void node_stop(struct node *n) {
   uv_signal_stop(&n->sig_int);
   uv_signal_stop(&n->sig_term);
   http_stop(n);
+  gossip_stop(n, NULL, NULL);
   checkpoint_stop(n);
   commit_drain(&n->commit, on_drained, n);
 }
@@ -341,6 +345,7 @@ void node_cleanup(struct node *n) {
   if (n->started && n->ledger && n->drained && ledger_sync(n->ledger) == 0)
     checkpoint_mark(n, true);
   journal_close(&n->journal);
+  gossip_free(n);
   cluster_free(n);
   auth_cleanup(n);
   free(n->rate);

@@ -81,6 +81,7 @@ struct node {
   struct ledger *ledger;
   struct commit_queue commit;
   struct cluster *cluster; /* NULL for a gate that runs alone */
+  struct gossip *gossip;   /* in a cluster: the gossip port */
   bool cluster_mode;
   uint8_t cluster_key[32];
   uint8_t seal_key[32];
