@@ -54,6 +54,13 @@ int gm_strlcpy(char *dst, size_t cap, const char *src, size_t src_len);
 void gm_hex(char *out, const uint8_t *p, size_t n);
 
 /* Little-endian integers in byte buffers (journal records, Raft entries). */
+static inline void gm_le16_put(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline uint16_t gm_le16_get(const uint8_t *p) {
+  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
 static inline void gm_le32_put(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
     p[i] = (uint8_t)(v >> (8 * i));

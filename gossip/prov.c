@@ -1,0 +1,269 @@
+/* prov.c — the store of provisional admissions heard through gossip. */
+#include "gossip/prov.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+struct origin {
+  uint64_t id;
+  uint64_t contig; /* every seq in 1..contig was received (or pruned) */
+  uint64_t pruned;
+  struct prov_rec **recs; /* sorted by seq, all > pruned */
+  size_t n, cap;
+};
+
+struct prov {
+  size_t max, count;
+  uint8_t hkey[crypto_shorthash_KEYBYTES];
+  struct origin origins[PROV_ORIGINS_MAX];
+  size_t n_origins;
+  struct prov_rec **index; /* open addressing by credential; the first heard */
+  size_t index_cap;        /* a power of two, at least 2 x max */
+};
+
+static uint64_t hash(const struct prov *p, const uint8_t *key, size_t len) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, key, len, p->hkey);
+  return gm_le64_get(h);
+}
+
+struct prov *prov_create(size_t max_records, const uint8_t hash_key[16]) {
+  if (max_records == 0)
+    return NULL;
+  struct prov *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->max = max_records;
+  memcpy(p->hkey, hash_key, sizeof p->hkey);
+  p->index_cap = 16;
+  while (p->index_cap < 2 * max_records)
+    p->index_cap <<= 1;
+  p->index = calloc(p->index_cap, sizeof *p->index);
+  if (p->index == NULL) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void prov_destroy(struct prov *p) {
+  if (p == NULL)
+    return;
+  for (size_t i = 0; i < p->n_origins; i++) {
+    for (size_t k = 0; k < p->origins[i].n; k++)
+      free(p->origins[i].recs[k]);
+    free(p->origins[i].recs);
+  }
+  free(p->index);
+  free(p);
+}
+
+static struct origin *origin_of(const struct prov *p, uint64_t id) {
+  for (size_t i = 0; i < p->n_origins; i++)
+    if (p->origins[i].id == id)
+      return (struct origin *)&p->origins[i];
+  return NULL;
+}
+
+/* Position of seq in o->recs, or where it would go; *found when present. */
+static size_t find_seq(const struct origin *o, uint64_t seq, bool *found) {
+  size_t lo = 0, hi = o->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (o->recs[mid]->seq < seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = lo < o->n && o->recs[lo]->seq == seq;
+  return lo;
+}
+
+static void index_put(struct prov *p, struct prov_rec *r) {
+  size_t mask = p->index_cap - 1, i = (size_t)hash(p, r->key, r->key_len) & mask;
+  for (;; i = (i + 1) & mask) {
+    struct prov_rec *e = p->index[i];
+    if (e == NULL) {
+      p->index[i] = r;
+      return;
+    }
+    if (e->key_len == r->key_len && memcmp(e->key, r->key, r->key_len) == 0)
+      return; /* the first heard stays */
+  }
+}
+
+const struct prov_rec *prov_lookup(const struct prov *p, const uint8_t *key, size_t len) {
+  if (len == 0 || len > PROV_KEY_MAX)
+    return NULL;
+  size_t mask = p->index_cap - 1, i = (size_t)hash(p, key, len) & mask;
+  for (;; i = (i + 1) & mask) {
+    const struct prov_rec *e = p->index[i];
+    if (e == NULL)
+      return NULL;
+    if (e->key_len == len && memcmp(e->key, key, len) == 0)
+      return e;
+  }
+}
+
+static void advance(struct origin *o) {
+  bool found = true;
+  while (found) {
+    find_seq(o, o->contig + 1, &found);
+    if (found)
+      o->contig++;
+  }
+}
+
+int prov_add(struct prov *p, const struct prov_rec *r) {
+  if (r->origin == 0 || r->seq == 0 || r->key_len == 0 || r->key_len > PROV_KEY_MAX)
+    return GM_EINVAL;
+  struct origin *o = origin_of(p, r->origin);
+  if (o == NULL) {
+    if (p->n_origins == PROV_ORIGINS_MAX)
+      return GM_EFULL;
+    o = &p->origins[p->n_origins++];
+    memset(o, 0, sizeof *o);
+    o->id = r->origin;
+  }
+  if (r->seq <= o->pruned)
+    return 0;
+  bool found;
+  size_t at = find_seq(o, r->seq, &found);
+  if (found)
+    return 0;
+  if (p->count == p->max)
+    return GM_EFULL;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : 64;
+    struct prov_rec **v = realloc(o->recs, cap * sizeof *v);
+    if (v == NULL)
+      return GM_ENOMEM;
+    o->recs = v;
+    o->cap = cap;
+  }
+  struct prov_rec *copy = malloc(sizeof *copy);
+  if (copy == NULL)
+    return GM_ENOMEM;
+  *copy = *r;
+  memset(copy->key + copy->key_len, 0, PROV_KEY_MAX - copy->key_len);
+  memmove(o->recs + at + 1, o->recs + at, (o->n - at) * sizeof *o->recs);
+  o->recs[at] = copy;
+  o->n++;
+  p->count++;
+  index_put(p, copy);
+  advance(o);
+  return 1;
+}
+
+uint64_t prov_contiguous(const struct prov *p, uint64_t origin) {
+  const struct origin *o = origin_of(p, origin);
+  return o ? o->contig : 0;
+}
+
+uint64_t prov_next_seq(const struct prov *p, uint64_t origin) {
+  const struct origin *o = origin_of(p, origin);
+  if (o == NULL)
+    return 1;
+  uint64_t top = o->n ? o->recs[o->n - 1]->seq : o->pruned;
+  return (top > o->contig ? top : o->contig) + 1;
+}
+
+size_t prov_count(const struct prov *p) { return p->count; }
+
+void prov_prune(struct prov *p, uint64_t origin, uint64_t upto) {
+  struct origin *o = origin_of(p, origin);
+  if (o == NULL || upto <= o->pruned)
+    return;
+  size_t k = 0;
+  while (k < o->n && o->recs[k]->seq <= upto)
+    k++;
+  if (k > 0) {
+    /* The index points into these: rebuild it from what stays. */
+    memset(p->index, 0, p->index_cap * sizeof *p->index);
+    for (size_t i = 0; i < k; i++)
+      free(o->recs[i]);
+    memmove(o->recs, o->recs + k, (o->n - k) * sizeof *o->recs);
+    o->n -= k;
+    p->count -= k;
+  }
+  o->pruned = upto;
+  if (o->contig < upto)
+    o->contig = upto;
+  advance(o);
+  if (k > 0) {
+    /* first-heard order within an origin is kept; across origins the
+     * earlier-indexed record wins again, which a double entry shows anyway */
+    for (size_t i = 0; i < p->n_origins; i++)
+      for (size_t j = 0; j < p->origins[i].n; j++)
+        index_put(p, p->origins[i].recs[j]);
+  }
+}
+
+int prov_digest(const struct prov *p, uint8_t *out, size_t cap) {
+  size_t need = 2 + 16 * p->n_origins;
+  if (cap < need)
+    return GM_ETOOBIG;
+  gm_le16_put(out, (uint16_t)p->n_origins);
+  for (size_t i = 0; i < p->n_origins; i++) {
+    gm_le64_put(out + 2 + 16 * i, p->origins[i].id);
+    gm_le64_put(out + 10 + 16 * i, p->origins[i].contig);
+  }
+  return (int)need;
+}
+
+int prov_missing(const struct prov *p, const uint8_t *d, size_t n, size_t max,
+                 void (*fn)(void *arg, const struct prov_rec *r), void *arg) {
+  if (n < 2)
+    return GM_EDECODE;
+  size_t count = gm_le16_get(d);
+  if (count > PROV_ORIGINS_MAX || n != 2 + 16 * count)
+    return GM_EDECODE;
+  size_t sent = 0;
+  for (size_t i = 0; i < p->n_origins && sent < max; i++) {
+    const struct origin *o = &p->origins[i];
+    uint64_t have = 0;
+    for (size_t k = 0; k < count; k++)
+      if (gm_le64_get(d + 2 + 16 * k) == o->id)
+        have = gm_le64_get(d + 10 + 16 * k);
+    bool found;
+    for (size_t j = find_seq(o, have + 1, &found); j < o->n && sent < max; j++, sent++)
+      fn(arg, o->recs[j]);
+  }
+  return (int)sent;
+}
+
+int prov_rec_encode(const struct prov_rec *r, uint8_t *out, size_t cap) {
+  size_t need = 34 + (size_t)r->key_len;
+  if (r->key_len > PROV_KEY_MAX || cap < need)
+    return GM_ETOOBIG;
+  gm_le64_put(out, r->origin);
+  gm_le64_put(out + 8, r->seq);
+  gm_le64_put(out + 16, r->epoch);
+  gm_le64_put(out + 24, (uint64_t)r->time_ms);
+  out[32] = r->method;
+  out[33] = r->key_len;
+  memcpy(out + 34, r->key, r->key_len);
+  return (int)need;
+}
+
+int prov_rec_decode(const uint8_t *p, size_t n, struct prov_rec *r) {
+  if (n < 34)
+    return GM_EDECODE;
+  memset(r, 0, sizeof *r);
+  r->origin = gm_le64_get(p);
+  r->seq = gm_le64_get(p + 8);
+  r->epoch = gm_le64_get(p + 16);
+  r->time_ms = (int64_t)gm_le64_get(p + 24);
+  r->method = p[32];
+  r->key_len = p[33];
+  if (r->key_len == 0 || r->key_len > PROV_KEY_MAX || n < 34 + (size_t)r->key_len ||
+      r->origin == 0 || r->seq == 0)
+    return GM_EDECODE;
+  memcpy(r->key, p + 34, r->key_len);
+  return 34 + r->key_len;
+}

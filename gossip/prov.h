@@ -1,0 +1,70 @@
+/*
+ * prov.h — provisional admissions as gossip carries them: a bounded store
+ * of records, each numbered by the gate that admitted (origin, seq = 1, 2,
+ * ...), indexed by credential so any gate that has heard of an admission
+ * refuses the same credential, with digests for anti-entropy: a gate sends
+ * what it has from every origin (the highest seq below which it has them
+ * all), and the peer answers with what is missing.
+ *
+ * No sockets, no clocks: times are in the records. A record stays until its
+ * origin's admissions up to it are in the ledger (prov_prune); a store that
+ * is full refuses more (GM_EFULL), which the admission policy turns into a
+ * refusal to admit provisionally.
+ *
+ * Record on the wire (integers little endian):
+ *   origin u64 | seq u64 | epoch u64 | time_ms i64 | method u8 | key len u8 | key
+ * Digest: count u16 | (origin u64 | contiguous seq u64) * count
+ */
+#ifndef GM_GOSSIP_PROV_H
+#define GM_GOSSIP_PROV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROV_KEY_MAX 96
+#define PROV_REC_WIRE_MAX (8 + 8 + 8 + 8 + 1 + 1 + PROV_KEY_MAX)
+#define PROV_ORIGINS_MAX 256
+
+struct prov_rec {
+  uint64_t origin; /* node id of the admitting gate */
+  uint64_t seq;    /* that gate's provisional admissions, from 1 */
+  uint64_t epoch;  /* its partition epoch when it admitted */
+  int64_t time_ms;
+  uint8_t method;
+  uint8_t key_len;
+  uint8_t key[PROV_KEY_MAX]; /* the credential, as the ledger keys redeems */
+};
+
+struct prov;
+
+/* hash_key: 16 bytes keying the credential index (random in a gate, fixed in
+ * the simulator). NULL on no memory or max_records == 0. */
+struct prov *prov_create(size_t max_records, const uint8_t hash_key[16]);
+void prov_destroy(struct prov *p);
+
+/* 1 when the record is new, 0 when it was already here (or already pruned),
+ * GM_EFULL when the store is full, GM_EINVAL for a malformed record. */
+int prov_add(struct prov *p, const struct prov_rec *r);
+/* The first record heard of for this credential, or NULL. */
+const struct prov_rec *prov_lookup(const struct prov *p, const uint8_t *key, size_t len);
+/* The next seq this gate would give its own admission as `origin`. */
+uint64_t prov_next_seq(const struct prov *p, uint64_t origin);
+/* Highest seq below which every record of `origin` was received. */
+uint64_t prov_contiguous(const struct prov *p, uint64_t origin);
+size_t prov_count(const struct prov *p);
+
+/* Drops origin's records up to seq (they are in the ledger now). */
+void prov_prune(struct prov *p, uint64_t origin, uint64_t upto_seq);
+
+/* This store's digest; returns its length, or GM_ETOOBIG. */
+int prov_digest(const struct prov *p, uint8_t *out, size_t cap);
+/* Calls fn for each record this store has that a peer with `digest` lacks,
+ * at most max of them; returns how many, or GM_EDECODE for a bad digest. */
+int prov_missing(const struct prov *p, const uint8_t *digest, size_t n, size_t max,
+                 void (*fn)(void *arg, const struct prov_rec *r), void *arg);
+
+int prov_rec_encode(const struct prov_rec *r, uint8_t *out, size_t cap);
+/* Reads one record at p[0..n); returns the bytes used, or GM_EDECODE. */
+int prov_rec_decode(const uint8_t *p, size_t n, struct prov_rec *r);
+
+#endif

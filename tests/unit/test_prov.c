@@ -1,0 +1,156 @@
+/* test_prov.c — provisional admissions in gossip: the store, the index by
+ * credential, digests and what a peer is missing, pruning, the codec. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gossip/prov.h"
+#include "lib/err.h"
+
+static const uint8_t HK[16] = {1, 2, 3};
+
+static struct prov_rec rec(uint64_t origin, uint64_t seq, const char *cred) {
+  struct prov_rec r;
+  memset(&r, 0, sizeof r);
+  r.origin = origin;
+  r.seq = seq;
+  r.epoch = 3;
+  r.time_ms = 1000 + (int64_t)seq;
+  r.method = 1;
+  r.key_len = (uint8_t)strlen(cred);
+  memcpy(r.key, cred, r.key_len);
+  return r;
+}
+
+Test(prov, add_lookup_and_duplicates) {
+  struct prov *p = prov_create(100, HK);
+  struct prov_rec a = rec(7, 1, "qr:abc"), b = rec(9, 1, "qr:abc"), c = rec(7, 2, "pass:x");
+  cr_assert_eq(prov_add(p, &a), 1);
+  cr_assert_eq(prov_add(p, &a), 0, "the same record twice is one record");
+  cr_assert_eq(prov_add(p, &b), 1, "another gate's admission of the same credential is kept too");
+  cr_assert_eq(prov_add(p, &c), 1);
+  cr_assert_eq(prov_count(p), 3);
+  const struct prov_rec *f = prov_lookup(p, (const uint8_t *)"qr:abc", 6);
+  cr_assert(f != NULL && f->origin == 7, "the first heard is the one found");
+  cr_assert_null(prov_lookup(p, (const uint8_t *)"qr:abd", 6));
+  cr_assert_eq(prov_next_seq(p, 7), 3);
+  cr_assert_eq(prov_next_seq(p, 42), 1);
+  struct prov_rec bad = rec(0, 1, "x");
+  cr_assert_eq(prov_add(p, &bad), GM_EINVAL);
+  bad = rec(1, 0, "x");
+  cr_assert_eq(prov_add(p, &bad), GM_EINVAL);
+  prov_destroy(p);
+}
+
+Test(prov, out_of_order_records_and_the_contiguous_mark) {
+  struct prov *p = prov_create(100, HK);
+  struct prov_rec r3 = rec(5, 3, "c3"), r1 = rec(5, 1, "c1"), r2 = rec(5, 2, "c2");
+  cr_assert_eq(prov_add(p, &r3), 1);
+  cr_assert_eq(prov_contiguous(p, 5), 0);
+  cr_assert_eq(prov_add(p, &r1), 1);
+  cr_assert_eq(prov_contiguous(p, 5), 1);
+  cr_assert_eq(prov_add(p, &r2), 1);
+  cr_assert_eq(prov_contiguous(p, 5), 3);
+  prov_destroy(p);
+}
+
+Test(prov, the_store_is_bounded) {
+  struct prov *p = prov_create(10, HK);
+  char k[16];
+  for (int i = 1; i <= 10; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    struct prov_rec r = rec(1, (uint64_t)i, k);
+    cr_assert_eq(prov_add(p, &r), 1);
+  }
+  struct prov_rec r = rec(1, 11, "k11");
+  cr_assert_eq(prov_add(p, &r), GM_EFULL);
+  prov_prune(p, 1, 5);
+  cr_assert_eq(prov_count(p), 5);
+  cr_assert_eq(prov_add(p, &r), 1, "room again once pruned");
+  struct prov_rec old = rec(1, 3, "k3");
+  cr_assert_eq(prov_add(p, &old), 0, "a pruned record is not taken back");
+  cr_assert_null(prov_lookup(p, (const uint8_t *)"k3", 2));
+  cr_assert_not_null(prov_lookup(p, (const uint8_t *)"k7", 2));
+  prov_destroy(p);
+}
+
+struct xfer {
+  struct prov *to;
+  int n;
+};
+static void deliver(void *arg, const struct prov_rec *r) {
+  struct xfer *x = arg;
+  cr_assert_geq(prov_add(x->to, r), 0);
+  x->n++;
+}
+
+Test(prov, digests_bring_two_stores_to_the_same_records) {
+  struct prov *a = prov_create(1000, HK), *b = prov_create(1000, HK);
+  char k[16];
+  /* a has origin 1's 1..50 and origin 2's 1..10; b has origin 1's 30..60
+   * (a gap below 30) and origin 3's 1..5 */
+  for (int i = 1; i <= 50; i++) {
+    snprintf(k, sizeof k, "o1-%d", i);
+    struct prov_rec r = rec(1, (uint64_t)i, k);
+    prov_add(a, &r);
+  }
+  for (int i = 1; i <= 10; i++) {
+    snprintf(k, sizeof k, "o2-%d", i);
+    struct prov_rec r = rec(2, (uint64_t)i, k);
+    prov_add(a, &r);
+  }
+  for (int i = 30; i <= 60; i++) {
+    snprintf(k, sizeof k, "o1-%d", i);
+    struct prov_rec r = rec(1, (uint64_t)i, k);
+    prov_add(b, &r);
+  }
+  for (int i = 1; i <= 5; i++) {
+    snprintf(k, sizeof k, "o3-%d", i);
+    struct prov_rec r = rec(3, (uint64_t)i, k);
+    prov_add(b, &r);
+  }
+  uint8_t d[4096];
+  /* rounds of: b sends its digest, a answers at most 20 records; and back */
+  for (int round = 0; round < 10; round++) {
+    int dl = prov_digest(b, d, sizeof d);
+    struct xfer x = {b, 0};
+    cr_assert_geq(prov_missing(a, d, (size_t)dl, 20, deliver, &x), 0);
+    dl = prov_digest(a, d, sizeof d);
+    struct xfer y = {a, 0};
+    cr_assert_geq(prov_missing(b, d, (size_t)dl, 20, deliver, &y), 0);
+  }
+  cr_assert_eq(prov_count(a), 75);
+  cr_assert_eq(prov_count(b), 75);
+  for (uint64_t o = 1; o <= 3; o++)
+    cr_assert_eq(prov_contiguous(a, o), prov_contiguous(b, o));
+  cr_assert_eq(prov_contiguous(a, 1), 60);
+  /* in step now: nothing more to send either way */
+  int dl = prov_digest(b, d, sizeof d);
+  struct xfer z = {b, 0};
+  cr_assert_eq(prov_missing(a, d, (size_t)dl, 100, deliver, &z), 0);
+  prov_destroy(a);
+  prov_destroy(b);
+}
+
+Test(prov, codec_and_malformed_input) {
+  struct prov_rec r = rec(77, 9, "geofence:t1"), back;
+  uint8_t buf[PROV_REC_WIRE_MAX];
+  int n = prov_rec_encode(&r, buf, sizeof buf);
+  cr_assert_eq(n, 34 + 11);
+  cr_assert_eq(prov_rec_decode(buf, (size_t)n, &back), n);
+  cr_assert(back.origin == 77 && back.seq == 9 && back.epoch == 3 && back.time_ms == 1009 &&
+            back.method == 1 && back.key_len == 11 && memcmp(back.key, "geofence:t1", 11) == 0);
+  for (int cut = 0; cut < n; cut++)
+    cr_assert_eq(prov_rec_decode(buf, (size_t)cut, &back), GM_EDECODE);
+  buf[33] = 0; /* an empty key */
+  cr_assert_eq(prov_rec_decode(buf, (size_t)n, &back), GM_EDECODE);
+  buf[33] = PROV_KEY_MAX + 1;
+  cr_assert_eq(prov_rec_decode(buf, sizeof buf, &back), GM_EDECODE);
+  struct prov *p = prov_create(10, HK);
+  uint8_t d[3] = {1, 0, 0}; /* says one origin, carries none */
+  cr_assert_eq(prov_missing(p, d, sizeof d, 10, deliver, NULL), GM_EDECODE);
+  cr_assert_eq(prov_missing(p, d, 1, 10, deliver, NULL), GM_EDECODE);
+  uint8_t big[2] = {0xff, 0xff};
+  cr_assert_eq(prov_missing(p, big, sizeof big, 10, deliver, NULL), GM_EDECODE);
+  prov_destroy(p);
+}
