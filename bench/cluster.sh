@@ -148,37 +148,35 @@ printf 'bulk_push %d tickets in %.1f s = %.0f /s (target <= 20 s, %s)\n' "$PUSHE
   "$(echo "$PUSHED / $PUSH_S" | bc -l)" "$(verdict "$PUSH_S <= 20")"
 
 # --- a 4th gate catches up from a snapshot ------------------------------------
+find_leader() { # L: the URL of the gate that leads
+  for _ in $(seq 1 200); do
+    L=""
+    for i in 1 2 3; do
+      curl -s "http://127.0.0.1:${HP[$i]}/cluster/status" | grep -q '"role":"leader"' && L=http://127.0.0.1:${HP[$i]}
+    done
+    [ -n "$L" ] && return 0; sleep 0.05
+  done
+  return 1
+}
+restart_voters() { # restart_voters [flags]: gates 1-3 again, with flags; sets L
+  for i in 1 2 3; do kill -TERM "${GP[$i]}"; done
+  for i in 1 2 3; do while kill -0 "${GP[$i]}" 2>/dev/null; do sleep 0.05; done; done
+  for i in 1 2 3; do gate $i "$@"; done
+  find_leader
+}
 # Snapshots are taken every --snapshot-threshold entries (65536 by default,
 # not reached in this short run): restart the three gates with a small
 # threshold and write a few entries so the leader's log starts after a
 # snapshot, which a new gate must then be sent; then restart them once more
 # with the default, so that what is timed is the catch-up and not a voter
 # serializing its ledger again every 32 entries meanwhile.
-for i in 1 2 3; do kill -TERM "${GP[$i]}"; done
-for i in 1 2 3; do while kill -0 "${GP[$i]}" 2>/dev/null; do sleep 0.05; done; done
-for i in 1 2 3; do gate $i --snapshot-threshold 32; done
-for _ in $(seq 1 200); do
-  L=""
-  for i in 1 2 3; do
-    curl -s "http://127.0.0.1:${HP[$i]}/cluster/status" | grep -q '"role":"leader"' && L=http://127.0.0.1:${HP[$i]}
-  done
-  [ -n "$L" ] && break; sleep 0.05
-done
+restart_voters --snapshot-threshold 32
 for k in $(seq 1 80); do
   curl -s -H "Authorization: Bearer $TOKEN" "$L/tickets/batch" \
     -d "{\"tickets\":[{\"event_id\":\"fest\",\"holder\":\"late\",\"id\":\"late$k\"}]}" > /dev/null
 done
 for _ in $(seq 1 600); do ls "$TMP"/g*/raft/snapshot-* >/dev/null 2>&1 && break; sleep 0.05; done
-for i in 1 2 3; do kill -TERM "${GP[$i]}"; done
-for i in 1 2 3; do while kill -0 "${GP[$i]}" 2>/dev/null; do sleep 0.05; done; done
-for i in 1 2 3; do gate $i; done
-for _ in $(seq 1 200); do
-  L=""
-  for i in 1 2 3; do
-    curl -s "http://127.0.0.1:${HP[$i]}/cluster/status" | grep -q '"role":"leader"' && L=http://127.0.0.1:${HP[$i]}
-  done
-  [ -n "$L" ] && break; sleep 0.05
-done
+restart_voters
 TICKETS=$(curl -s "$L/metrics" | awk '$1 == "gate_tickets" {print $2}')
 LI=$(curl -s "$L/cluster/status" | jq .applied_index)
 t0=$(now)

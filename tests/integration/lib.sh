@@ -70,6 +70,23 @@ status_of() { echo "${1%% *}"; }
 body_of() { echo "${1#* }"; }
 jf() { body_of "$1" | jq -r "$2"; }
 
+# --- clusters ------------------------------------------------------------------
+# wait_until SECONDS COMMAND...: polls every 0.1 s
+wait_until() {
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq 1 $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+# member NAME ID [flags]: a gate with a cluster port (CPORT_<NAME>) and the
+# caller's RAFT_FLAGS.
+member() {
+  local name=$1 id=$2; shift 2
+  local cport; cport=$(free_port)
+  eval "CPORT_$name=$cport ID_$name=$id"
+  start_gate "$name" --node-id "$id" --cluster-listen 127.0.0.1:$cport "${RAFT_FLAGS[@]}" "$@"
+}
+status() { curl -s -m 2 "$1/cluster/status"; }
+
 # finish: stops every gate with SIGTERM (a clean exit is part of the test),
 # fails on any sanitizer report in any gate's log, prints the counts.
 finish() {

@@ -15,14 +15,6 @@ source "$(dirname "$0")/lib.sh"
 RAFT_FLAGS=(--snapshot-threshold 64 --voter-timeout-s 2 --election-timeout-ms 600
             --heartbeat-ms 60 --log-level info)
 
-# member NAME ID [flags]: a gate with a cluster port; CPORT_<NAME> is that port.
-member() {
-  local name=$1 id=$2; shift 2
-  local cport; cport=$(free_port)
-  eval "CPORT_$name=$cport ID_$name=$id"
-  start_gate "$name" --node-id "$id" --cluster-listen 127.0.0.1:$cport "${RAFT_FLAGS[@]}" "$@"
-}
-
 # restart NAME: same data dir and ports, no bootstrap or join flags (a gate
 # with Raft state rejoins by itself).
 restart() {
@@ -36,13 +28,6 @@ restart() {
   return 1
 }
 
-status() { curl -s -m 2 "$1/cluster/status"; }
-# wait_until SECONDS COMMAND...: polls every 0.1 s
-wait_until() {
-  local n=$(( $1 * 10 )); shift
-  for _ in $(seq 1 $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
 leader_url() { # the HTTP URL of the gate that leads, seen from every gate
   local g
   for g in "$@"; do

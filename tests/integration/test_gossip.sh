@@ -8,18 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 
 RAFT_FLAGS=(--election-timeout-ms 600 --heartbeat-ms 60 --log-level info)
-member() {
-  local name=$1 id=$2; shift 2
-  local cport; cport=$(free_port)
-  eval "CPORT_$name=$cport ID_$name=$id"
-  start_gate "$name" --node-id "$id" --cluster-listen 127.0.0.1:$cport "${RAFT_FLAGS[@]}" "$@"
-}
-wait_until() {
-  local n=$(( $1 * 10 )); shift
-  for _ in $(seq 1 $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  return 1
-}
-status() { curl -s -m 2 "$1/cluster/status"; }
 alive_is() { [ "$(status "$1" | jq .gossip.alive)" = "$2" ]; }
 state_of() { status "$1" | jq -r --argjson id "$2" '.gossip.members[] | select(.id == $id) | .state'; }
 state_is() { [ "$(state_of "$1" "$2")" = "$3" ]; }
