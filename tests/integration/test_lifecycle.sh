@@ -99,14 +99,15 @@ check "and explained" grep -q "64 hex" "$TMP/key.log"
 # Rate limiting per client address on the verify endpoints.
 start_gate rl --verify-rate-per-s 5
 RT=$(login "$URL_rl" admin admin-pass-1)
+# The refusals are checked on the burst's own answers: a request sent after
+# it could find the bucket partly refilled on a slow machine.
 codes=$(for i in $(seq 1 20); do
-  curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $RT" "$URL_rl/verify" \
-    -d '{"method":"pass","presented_data":{"code":"x"}}'
+  curl -s -o "$TMP/rl.$i" -w '%{http_code} %{content_type}\n' -H "Authorization: Bearer $RT" \
+    "$URL_rl/verify" -d '{"method":"pass","presented_data":{"code":"x"}}'
 done | sort | uniq -c)
-check "a burst over the verify rate gets 429" bash -c "echo '$codes' | grep -q ' 429'"
-check "the first requests of the burst are served" bash -c "echo '$codes' | grep -q ' 200'"
-r=$(api POST "$URL_rl/verify" "$RT" '{"method":"pass","presented_data":{"code":"x"}}')
-check "429 is problem+json rate_limited" eq "$(jf "$r" .code)" rate_limited
+check "a burst over the verify rate gets 429" bash -c "echo '$codes' | grep -q ' 429 application/problem+json'"
+check "the first requests of the burst are served" bash -c "echo '$codes' | grep -q ' 200 '"
+check "429 is problem+json rate_limited" test "$(cat "$TMP"/rl.* | jq -r .code | grep -c rate_limited)" -gt 0
 sleep 1.2
 r=$(api POST "$URL_rl/verify" "$RT" '{"method":"pass","presented_data":{"code":"x"}}')
 check "the bucket refills" eq "$(status_of "$r")" 200
