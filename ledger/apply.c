@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "../lib/assert.h"
 #include "../lib/err.h"
 #include "ledger_int.h"
@@ -244,6 +246,109 @@ static int method_enabled(struct ledger *l, MDB_txn *txn, const char *method, bo
  * fresh step is remembered even when the ticket turns out used. The steps of
  * a pass come from the clock, so they only grow, whichever of the ticket's
  * passes shows them. */
+/* 63 bits of BLAKE2b of a request id, never 0 (0 = none known). */
+static uint64_t rid_hash(const char *rid) {
+  if (rid[0] == 0)
+    return 0;
+  uint8_t h[8];
+  crypto_generichash(h, sizeof h, (const uint8_t *)rid, strlen(rid), NULL, 0);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | h[i];
+  return (v >> 1) | 1;
+}
+
+static void incident_key(uint8_t key[16], uint64_t origin, uint64_t pseq) {
+  be64(key, origin);
+  be64(key + 8, pseq);
+}
+
+/* A provisional admission reaching the ledger. It was acknowledged: a person
+ * walked in. So it is always recorded, as the ticket's use when the ticket
+ * was free, otherwise as an incident (and the ticket deny-listed). */
+static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                             struct ledger_ticket *t, struct ledger_result *res) {
+  const char *method = c->u.redeem.method;
+  uint64_t h = rid_hash(c->rid), hs = rid_hash(c->u.redeem.srid);
+  uint64_t origin = c->u.redeem.p_origin, pseq = c->u.redeem.p_seq;
+  res->reason = LEDGER_REASON_NONE;
+  res->version = t->version;
+  /* This same admission, recorded before (a replay, or its strict attempt
+   * that committed after the gate had stopped waiting for it). */
+  if (t->status == LEDGER_TICKET_USED &&
+      ((h != 0 && t->used_rid_hash == h) || (hs != 0 && t->used_rid_hash == hs) ||
+       (t->used_origin == origin && t->used_pseq == pseq)))
+    return 0;
+  uint8_t key[16];
+  incident_key(key, origin, pseq);
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_INCIDENTS], key, sizeof key, &v);
+  if (rc == 0)
+    return 0; /* its incident is recorded already */
+  if (rc != GM_ENOTFOUND)
+    return rc;
+  const char *kind = NULL;
+  if (t->status == LEDGER_TICKET_USED)
+    kind = "double_entry";
+  else if (t->status == LEDGER_TICKET_REVOKED)
+    kind = "revoked";
+  else if (c->u.redeem.ticket_version != t->version)
+    kind = "superseded";
+  else if (c->u.redeem.nonce > 0 && c->u.redeem.nonce <= t->last_nonce)
+    kind = "replayed";
+  if (c->u.redeem.nonce > t->last_nonce)
+    t->last_nonce = c->u.redeem.nonce;
+  struct ledger_audit a;
+  if (kind == NULL) {
+    t->status = LEDGER_TICKET_USED;
+    t->used_ms = c->ts_ms;
+    memcpy(t->used_gate, c->gate, sizeof t->used_gate);
+    memcpy(t->used_method, method, sizeof t->used_method);
+    memcpy(t->used_cred, c->u.redeem.cred_id, sizeof t->used_cred);
+    t->used_rid_hash = h;
+    t->used_origin = origin;
+    t->used_pseq = pseq;
+    if ((rc = ticket_put(l, txn, t)) != 0)
+      return rc;
+    audit_fill(&a, c, method, t->id, "verify", "admitted", "provisional");
+  } else {
+    struct ledger_incident x;
+    memset(&x, 0, sizeof x);
+    x.origin = origin;
+    x.pseq = pseq;
+    x.epoch = c->u.redeem.p_epoch;
+    strcpy(x.kind, kind);
+    memcpy(x.ticket_id, t->id, sizeof x.ticket_id);
+    if (t->status == LEDGER_TICKET_USED) {
+      ledger__use_of(t, &x.first);
+      x.first_origin = t->used_origin;
+      x.first_pseq = t->used_pseq;
+      res->has_first_use = true;
+      res->first_use = x.first;
+    }
+    memcpy(x.second.gate, c->gate, sizeof x.second.gate);
+    memcpy(x.second.method, method, sizeof x.second.method);
+    memcpy(x.second.cred_id, c->u.redeem.cred_id, sizeof x.second.cred_id);
+    x.second.used_ms = c->ts_ms;
+    MDB_stat st;
+    if ((rc = ledger__mdb_err(mdb_stat(txn, l->dbi[LEDGER_T_INCIDENTS], &st))) != 0)
+      return rc;
+    x.seq = st.ms_entries + 1;
+    mpk_w_reset(&l->w);
+    ledger__incident_enc(&l->w, &x);
+    if ((rc = ledger__put(txn, l->dbi[LEDGER_T_INCIDENTS], key, sizeof key, l->w.sb.data,
+                          l->w.sb.size)) != 0)
+      return rc;
+    t->denied = true;
+    if ((rc = ticket_put(l, txn, t)) != 0)
+      return rc;
+    audit_fill(&a, c, method, t->id, "incident", kind, "provisional admission conflicts");
+  }
+  gm_strlcpy(a.device, sizeof a.device, c->u.redeem.device, strlen(c->u.redeem.device));
+  gm_strlcpy(a.ip, sizeof a.ip, c->u.redeem.ip, strlen(c->u.redeem.ip));
+  return audit_append(l, txn, &a);
+}
+
 static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         struct ledger_result *res) {
   const char *tid = c->u.redeem.ticket_id;
@@ -257,9 +362,15 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   }
   if (rc != 0)
     return rc;
+  if (c->u.redeem.p_seq > 0)
+    return apply_provisional(l, txn, c, &t, res);
   bool enabled;
   if ((rc = method_enabled(l, txn, method, &enabled)) != 0)
     return rc;
+  if (t.denied) {
+    reason = LEDGER_REASON_REVOKED;
+    goto verdict;
+  }
   if (!enabled) {
     reason = LEDGER_REASON_METHOD_DISABLED;
     goto verdict;
@@ -294,6 +405,7 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     memcpy(t.used_gate, c->gate, sizeof t.used_gate);
     memcpy(t.used_method, method, sizeof t.used_method);
     memcpy(t.used_cred, c->u.redeem.cred_id, sizeof t.used_cred);
+    t.used_rid_hash = rid_hash(c->rid);
     if ((rc = ticket_put(l, txn, &t)) != 0)
       return rc;
   }
@@ -398,8 +510,12 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
     memcpy(t.used_gate, c->gate, sizeof t.used_gate);
     strcpy(t.used_method, "override");
     t.used_cred[0] = 0;
+    t.used_rid_hash = rid_hash(c->rid);
+    t.used_origin = t.used_pseq = 0;
   } else {
     t.status = t.version > 1 ? LEDGER_TICKET_TRANSFERRED : LEDGER_TICKET_CREATED;
+    t.used_rid_hash = t.used_origin = t.used_pseq = 0;
+    t.denied = false; /* a supervisor's decision lifts the deny-list */
     t.used_ms = 0;
     t.used_gate[0] = 0;
     t.used_method[0] = 0;

@@ -57,12 +57,12 @@ void ledger__audit_encode(struct mpk_w *w, const struct ledger_audit *a) { enc_a
 void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
   uint32_t body;
   switch (c->op) {
-  case LEDGER_OP_EVENT_CREATE: body = 6; break;
+  case LEDGER_OP_EVENT_CREATE: body = 6 + (c->u.event.n_tier_policy > 0); break;
   case LEDGER_OP_TICKET_CREATE: body = 1; break;
   case LEDGER_OP_TICKET_TRANSFER: body = 2; break;
   case LEDGER_OP_TICKET_REVOKE: body = 2; break;
   case LEDGER_OP_CRED_ISSUE: body = 6; break;
-  case LEDGER_OP_REDEEM: body = 7; break;
+  case LEDGER_OP_REDEEM: body = 7 + (c->u.redeem.p_seq > 0); break;
   case LEDGER_OP_METHOD_TOGGLE: body = 2; break;
   case LEDGER_OP_USER_ADD: body = 4; break;
   case LEDGER_OP_KEY_ADD: body = 5; break;
@@ -84,6 +84,14 @@ void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
     mpk_kv_i64(w, "ends", c->u.event.ends_ms);
     mpk_kv_u64(w, "policy", (uint64_t)c->u.event.policy);
     mpk_kv_u64(w, "budget", c->u.event.offline_budget);
+    if (c->u.event.n_tier_policy > 0) {
+      mpk_str(w, "tiers");
+      mpk_map(w, c->u.event.n_tier_policy);
+      for (uint32_t i = 0; i < c->u.event.n_tier_policy; i++) {
+        mpk_str(w, c->u.event.tier_policy[i].tier);
+        mpk_u64(w, (uint64_t)c->u.event.tier_policy[i].policy);
+      }
+    }
     break;
   case LEDGER_OP_TICKET_CREATE:
     mpk_str(w, "tickets");
@@ -121,6 +129,14 @@ void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
     mpk_kv_u64(w, "nonce", c->u.redeem.nonce);
     mpk_kv_str(w, "dev", c->u.redeem.device);
     mpk_kv_str(w, "ip", c->u.redeem.ip);
+    if (c->u.redeem.p_seq > 0) {
+      mpk_str(w, "prov");
+      mpk_map(w, 4);
+      mpk_kv_u64(w, "o", c->u.redeem.p_origin);
+      mpk_kv_u64(w, "s", c->u.redeem.p_seq);
+      mpk_kv_u64(w, "e", c->u.redeem.p_epoch);
+      mpk_kv_str(w, "srid", c->u.redeem.srid);
+    }
     break;
   case LEDGER_OP_METHOD_TOGGLE:
     mpk_kv_str(w, "method", c->u.toggle.method);
@@ -174,6 +190,21 @@ static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
     e->policy = (int)v32;
     GET(mpk_get_u32(m, "budget", &e->offline_budget));
     e->created_ms = c->ts_ms;
+    const msgpack_object *tp = mpk_get(m, "tiers");
+    if (tp != NULL) {
+      if (tp->type != MSGPACK_OBJECT_MAP || tp->via.map.size == 0 ||
+          tp->via.map.size > LEDGER_TIER_POLICIES_MAX)
+        goto fail;
+      for (uint32_t i = 0; i < tp->via.map.size; i++) {
+        const msgpack_object_kv *kv = &tp->via.map.ptr[i];
+        if (mpk_obj_str(&kv->key, e->tier_policy[i].tier, sizeof e->tier_policy[i].tier) != 0 ||
+            kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            kv->val.via.u64 > LEDGER_POLICY_AVAILABLE)
+          goto fail;
+        e->tier_policy[i].policy = (int)kv->val.via.u64;
+      }
+      e->n_tier_policy = tp->via.map.size;
+    }
     return 0;
   }
   case LEDGER_OP_TICKET_CREATE: {
@@ -228,6 +259,15 @@ static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
     c->u.redeem.nonce = (uint64_t)nonce;
     GET(mpk_get_str(m, "dev", c->u.redeem.device, sizeof c->u.redeem.device));
     GET(mpk_get_str(m, "ip", c->u.redeem.ip, sizeof c->u.redeem.ip));
+    const msgpack_object *pv = mpk_get(m, "prov");
+    if (pv != NULL) {
+      GET(mpk_get_u64(pv, "o", &c->u.redeem.p_origin));
+      GET(mpk_get_u64(pv, "s", &c->u.redeem.p_seq));
+      GET(mpk_get_u64(pv, "e", &c->u.redeem.p_epoch));
+      GET(mpk_get_str(pv, "srid", c->u.redeem.srid, sizeof c->u.redeem.srid));
+      if (c->u.redeem.p_seq == 0)
+        goto fail;
+    }
     return 0;
   }
   case LEDGER_OP_METHOD_TOGGLE:

@@ -78,6 +78,14 @@ struct ledger_cmd {
       uint64_t nonce; /* pass time step; 0 when the method has none */
       char device[LEDGER_DEVICE_MAX + 1];
       char ip[LEDGER_IP_MAX + 1];
+      /* A provisional admission (p_seq > 0): made by gate p_origin while it
+       * could not reach a leader, already acknowledged; the ledger records it
+       * whatever the ticket's state, as an incident when it conflicts.
+       * srid is the request id of the strict attempt it followed, if any. */
+      uint64_t p_origin;
+      uint64_t p_seq;
+      uint64_t p_epoch;
+      char srid[LEDGER_RID_MAX + 1];
     } redeem;
     struct {
       char method[LEDGER_METHOD_MAX + 1];

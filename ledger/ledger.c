@@ -54,6 +54,13 @@ const char *ledger_policy_str(int policy) {
   return policy == LEDGER_POLICY_AVAILABLE ? "available" : "strict";
 }
 
+int ledger_event_policy(const struct ledger_event *e, const char *tier) {
+  for (uint32_t i = 0; i < e->n_tier_policy; i++)
+    if (strcmp(e->tier_policy[i].tier, tier) == 0)
+      return e->tier_policy[i].policy;
+  return e->policy;
+}
+
 int ledger_policy_parse(const char *s) {
   if (strcmp(s, "strict") == 0)
     return LEDGER_POLICY_STRICT;
@@ -329,6 +336,44 @@ int ledger_user_count(struct ledger_rd *rd, uint64_t *out) {
 
 int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out) {
   return count_table(rd, LEDGER_T_TICKETS, out);
+}
+
+int ledger_incident_count(struct ledger_rd *rd, uint64_t *out) {
+  return count_table(rd, LEDGER_T_INCIDENTS, out);
+}
+
+int ledger_incident_get(struct ledger_rd *rd, uint64_t origin, uint64_t pseq,
+                        struct ledger_incident *out) {
+  uint8_t key[16];
+  for (int i = 0; i < 8; i++) {
+    key[i] = (uint8_t)(origin >> (56 - 8 * i));
+    key[8 + i] = (uint8_t)(pseq >> (56 - 8 * i));
+  }
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_INCIDENTS], key, sizeof key, &v);
+  return rc != 0 ? rc : ledger__incident_dec(v.mv_data, v.mv_size, out);
+}
+
+int ledger_incident_each(struct ledger_rd *rd,
+                         int (*fn)(void *arg, const struct ledger_incident *x), void *arg) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(rd->txn, rd->l->dbi[LEDGER_T_INCIDENTS], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  while (mrc == 0) {
+    struct ledger_incident x;
+    if ((rc = ledger__incident_dec(v.mv_data, v.mv_size, &x)) != 0)
+      break;
+    if (fn(arg, &x) != 0)
+      break;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+    rc = ledger__mdb_err(mrc);
+  return rc;
 }
 
 int ledger_audit_scan(struct ledger_rd *rd, const struct ledger_audit_filter *f,

@@ -105,6 +105,13 @@ int ledger_method_flag(struct ledger_rd *rd, const char *method);
 int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result *out);
 int ledger_user_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out);
+int ledger_incident_count(struct ledger_rd *rd, uint64_t *out);
+/* The incident of provisional admission (origin, pseq), if one was found. */
+int ledger_incident_get(struct ledger_rd *rd, uint64_t origin, uint64_t pseq,
+                        struct ledger_incident *out);
+/* Every incident, by (origin, pseq); stops early when fn returns non-zero. */
+int ledger_incident_each(struct ledger_rd *rd,
+                         int (*fn)(void *arg, const struct ledger_incident *x), void *arg);
 
 struct ledger_audit_filter {
   const char *ticket_id; /* NULL = any */

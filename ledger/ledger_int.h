@@ -21,7 +21,8 @@
   X(FLAGS, "method_flags")   \
   X(AUDIT, "audit")          \
   X(DEDUP, "dedup")          \
-  X(DEDUP_TS, "dedup_ts")
+  X(DEDUP_TS, "dedup_ts")    \
+  X(INCIDENTS, "incidents")
 
 enum ledger__table {
 #define LEDGER__TBL_ENUM(name, str) LEDGER_T_##name,

@@ -19,7 +19,7 @@ static int open_doc(struct mpk_doc *d, const void *p, size_t n) {
 }
 
 void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
-  mpk_map(w, 7);
+  mpk_map(w, 7 + (e->n_tier_policy > 0));
   mpk_kv_str(w, "id", e->id);
   mpk_kv_str(w, "name", e->name);
   mpk_kv_i64(w, "s", e->starts_ms);
@@ -27,6 +27,14 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
   mpk_kv_u64(w, "p", (uint64_t)e->policy);
   mpk_kv_u64(w, "b", e->offline_budget);
   mpk_kv_i64(w, "c", e->created_ms);
+  if (e->n_tier_policy > 0) {
+    mpk_str(w, "tp");
+    mpk_map(w, e->n_tier_policy);
+    for (uint32_t i = 0; i < e->n_tier_policy; i++) {
+      mpk_str(w, e->tier_policy[i].tier);
+      mpk_u64(w, (uint64_t)e->tier_policy[i].policy);
+    }
+  }
 }
 
 /* The hot records (events, tickets, credentials) decode in place with the
@@ -50,6 +58,11 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
       rc_ = (read);                                                     \
       seen |= 1u << (idx);                                              \
     }
+/* A field that older records lack. */
+#define REC_OPT(name, read)                                             \
+    else if (keylen_ == sizeof(name) - 1 && memcmp(key_, name, keylen_) == 0) { \
+      rc_ = (read);                                                     \
+    }
 #define REC_END(nfields)                                                \
     else rc_ = mpk_rd_skip(&r);                                         \
     if (rc_ != 0)                                                       \
@@ -57,6 +70,21 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
   }                                                                     \
   if (r.p != r.end || seen != (1u << (nfields)) - 1)                    \
     return GM_ECORRUPT;
+
+static int read_tier_policy(struct mpk_rd *r, struct ledger_event *e) {
+  uint32_t n;
+  if (mpk_rd_map(r, &n) != 0 || n == 0 || n > LEDGER_TIER_POLICIES_MAX)
+    return GM_ECORRUPT;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t pol;
+    if (mpk_rd_strcpy(r, e->tier_policy[i].tier, sizeof e->tier_policy[i].tier) != 0 ||
+        mpk_rd_u32(r, &pol) != 0 || pol > LEDGER_POLICY_AVAILABLE)
+      return GM_ECORRUPT;
+    e->tier_policy[i].policy = (int)pol;
+  }
+  e->n_tier_policy = n;
+  return 0;
+}
 
 int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
   uint32_t pol = 0;
@@ -69,13 +97,14 @@ int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
     REC_FIELD(4, "p", mpk_rd_u32(&r, &pol))
     REC_FIELD(5, "b", mpk_rd_u32(&r, &e->offline_budget))
     REC_FIELD(6, "c", mpk_rd_i64(&r, &e->created_ms))
+    REC_OPT("tp", read_tier_policy(&r, e))
   REC_END(7)
   e->policy = (int)pol;
   return 0;
 }
 
 void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
-  mpk_map(w, 12);
+  mpk_map(w, 12 + (t->used_rid_hash != 0) + 2 * (t->used_pseq != 0) + t->denied);
   mpk_kv_str(w, "id", t->id);
   mpk_kv_str(w, "ev", t->event_id);
   mpk_kv_str(w, "h", t->holder);
@@ -88,6 +117,21 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
   mpk_kv_str(w, "um", t->used_method);
   mpk_kv_str(w, "uc", t->used_cred);
   mpk_kv_u64(w, "n", t->last_nonce);
+  if (t->used_rid_hash != 0)
+    mpk_kv_u64(w, "rh", t->used_rid_hash);
+  if (t->used_pseq != 0) {
+    mpk_kv_u64(w, "po", t->used_origin);
+    mpk_kv_u64(w, "ps", t->used_pseq);
+  }
+  if (t->denied)
+    mpk_kv_bool(w, "dl", true);
+}
+
+static int rd_u64(struct mpk_rd *r, uint64_t *v) {
+  int64_t x;
+  int rc = mpk_rd_i64(r, &x);
+  *v = (uint64_t)x;
+  return rc;
 }
 
 int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
@@ -107,6 +151,10 @@ int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
     REC_FIELD(9, "um", mpk_rd_strcpy(&r, t->used_method, sizeof t->used_method))
     REC_FIELD(10, "uc", mpk_rd_strcpy(&r, t->used_cred, sizeof t->used_cred))
     REC_FIELD(11, "n", mpk_rd_i64(&r, &nonce))
+    REC_OPT("rh", rd_u64(&r, &t->used_rid_hash))
+    REC_OPT("po", rd_u64(&r, &t->used_origin))
+    REC_OPT("ps", rd_u64(&r, &t->used_pseq))
+    REC_OPT("dl", mpk_rd_bool(&r, &t->denied))
   REC_END(12)
   t->status = (int)st;
   t->last_nonce = (uint64_t)nonce;
@@ -234,4 +282,60 @@ void ledger_result_encode(struct mpk_w *w, const struct ledger_result *r) {
 
 int ledger_result_decode(const void *p, size_t n, struct ledger_result *r) {
   return ledger__result_dec(p, n, r);
+}
+
+static void use_enc(struct mpk_w *w, const char *k, const struct ledger_use *u, uint64_t origin,
+                    uint64_t pseq) {
+  mpk_str(w, k);
+  mpk_map(w, 6);
+  mpk_kv_str(w, "g", u->gate);
+  mpk_kv_str(w, "m", u->method);
+  mpk_kv_str(w, "c", u->cred_id);
+  mpk_kv_i64(w, "t", u->used_ms);
+  mpk_kv_u64(w, "o", origin);
+  mpk_kv_u64(w, "s", pseq);
+}
+
+void ledger__incident_enc(struct mpk_w *w, const struct ledger_incident *x) {
+  mpk_map(w, 8);
+  mpk_kv_u64(w, "n", x->seq);
+  mpk_kv_u64(w, "o", x->origin);
+  mpk_kv_u64(w, "s", x->pseq);
+  mpk_kv_u64(w, "e", x->epoch);
+  mpk_kv_str(w, "k", x->kind);
+  mpk_kv_str(w, "t", x->ticket_id);
+  use_enc(w, "a", &x->first, x->first_origin, x->first_pseq);
+  use_enc(w, "b", &x->second, x->origin, x->pseq);
+}
+
+static int use_dec(const msgpack_object *m, struct ledger_use *u, uint64_t *origin,
+                   uint64_t *pseq) {
+  if (m == NULL || mpk_get_str(m, "g", u->gate, sizeof u->gate) != 0 ||
+      mpk_get_str(m, "m", u->method, sizeof u->method) != 0 ||
+      mpk_get_str(m, "c", u->cred_id, sizeof u->cred_id) != 0 ||
+      mpk_get_i64(m, "t", &u->used_ms) != 0 || mpk_get_u64(m, "o", origin) != 0 ||
+      mpk_get_u64(m, "s", pseq) != 0)
+    return GM_ECORRUPT;
+  return 0;
+}
+
+int ledger__incident_dec(const void *p, size_t n, struct ledger_incident *x) {
+  struct mpk_doc d;
+  uint64_t o2, s2;
+  memset(x, 0, sizeof *x);
+  if (open_doc(&d, p, n))
+    return GM_ECORRUPT;
+  TRY(mpk_get_u64(d.root, "n", &x->seq));
+  TRY(mpk_get_u64(d.root, "o", &x->origin));
+  TRY(mpk_get_u64(d.root, "s", &x->pseq));
+  TRY(mpk_get_u64(d.root, "e", &x->epoch));
+  TRY(mpk_get_str(d.root, "k", x->kind, sizeof x->kind));
+  TRY(mpk_get_str(d.root, "t", x->ticket_id, sizeof x->ticket_id));
+  TRY(use_dec(mpk_get(d.root, "a"), &x->first, &x->first_origin, &x->first_pseq));
+  TRY(use_dec(mpk_get(d.root, "b"), &x->second, &o2, &s2));
+  mpk_doc_free(&d);
+  return 0;
+fail:
+  mpk_doc_free(&d);
+  return GM_ECORRUPT;
 }

@@ -19,6 +19,8 @@ void ledger__key_enc(struct mpk_w *w, const struct ledger_key *k);
 int ledger__key_dec(const void *p, size_t n, struct ledger_key *k);
 void ledger__result_enc(struct mpk_w *w, const struct ledger_result *r);
 int ledger__result_dec(const void *p, size_t n, struct ledger_result *r);
+void ledger__incident_enc(struct mpk_w *w, const struct ledger_incident *x);
+int ledger__incident_dec(const void *p, size_t n, struct ledger_incident *x);
 void ledger__audit_encode(struct mpk_w *w, const struct ledger_audit *a);
 int ledger__audit_decode(const msgpack_object *o, struct ledger_audit *a);
 

@@ -25,6 +25,9 @@
 #define LEDGER_DEVICE_MAX 64
 #define LEDGER_IP_MAX 48
 #define LEDGER_ACTION_MAX 16
+/* Tiers of an event whose offline policy differs from the event's. */
+#define LEDGER_TIER_POLICIES_MAX 8
+#define LEDGER_INCIDENT_KIND_MAX 16
 /* Tickets in one create command; a larger import is split by the caller. */
 #define LEDGER_BATCH_TICKETS_MAX 10000
 #define LEDGER_AUDIT_BATCH_MAX 4096
@@ -89,10 +92,18 @@ struct ledger_event {
   char name[LEDGER_NAME_MAX + 1];
   int64_t starts_ms;
   int64_t ends_ms;
-  int policy;
-  uint32_t offline_budget;
+  int policy;              /* offline policy of tiers not listed below */
+  uint32_t offline_budget; /* provisional admissions per gate and partition epoch */
   int64_t created_ms;
+  struct {
+    char tier[LEDGER_TIER_MAX + 1];
+    int policy;
+  } tier_policy[LEDGER_TIER_POLICIES_MAX];
+  uint32_t n_tier_policy;
 };
+
+/* The offline policy that applies to a ticket of this tier. */
+int ledger_event_policy(const struct ledger_event *e, const char *tier);
 
 struct ledger_ticket {
   char id[LEDGER_ID_MAX + 1];
@@ -107,6 +118,14 @@ struct ledger_ticket {
   char used_method[LEDGER_METHOD_MAX + 1];
   char used_cred[LEDGER_ID_MAX + 1];
   uint64_t last_nonce; /* highest pass step presented; a step at or below is a replay */
+  /* Which admission used it: a hash of its request id, and for a
+   * provisional one its origin gate's node id and sequence number, so that
+   * the same admission arriving again (a replay, or the strict attempt that
+   * timed out and its provisional twin) is recognised and not an incident. */
+  uint64_t used_rid_hash;
+  uint64_t used_origin;
+  uint64_t used_pseq;
+  bool denied; /* deny-listed after a double entry: every later scan is refused */
 };
 
 /* One issued credential: a QR binding, a pass, an NFC tag, ... */
@@ -132,6 +151,22 @@ struct ledger_use {
   char method[LEDGER_METHOD_MAX + 1];
   char cred_id[LEDGER_ID_MAX + 1];
   int64_t used_ms;
+};
+
+/* A double entry (or an admission made on stale state) found when a
+ * provisional admission reached the ledger. Keyed by the provisional
+ * admission (origin, pseq), so applying it again records nothing new. */
+struct ledger_incident {
+  uint64_t origin; /* node id of the gate that admitted provisionally */
+  uint64_t pseq;
+  uint64_t epoch;  /* its partition epoch */
+  char kind[LEDGER_INCIDENT_KIND_MAX + 1]; /* double_entry, revoked, superseded, ... */
+  char ticket_id[LEDGER_ID_MAX + 1];
+  struct ledger_use first;   /* the admission the ledger had already */
+  uint64_t first_origin;     /* non-zero when that one was provisional too */
+  uint64_t first_pseq;
+  struct ledger_use second;  /* the provisional admission */
+  uint64_t seq;              /* order of detection in the ledger */
 };
 
 struct ledger_user {

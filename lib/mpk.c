@@ -395,6 +395,15 @@ int mpk_get_u32(const msgpack_object *map, const char *key, uint32_t *out) {
   return 0;
 }
 
+int mpk_get_u64(const msgpack_object *map, const char *key, uint64_t *out) {
+  int64_t v;
+  int rc = mpk_get_i64(map, key, &v);
+  if (rc != 0 || v < 0)
+    return GM_EDECODE;
+  *out = (uint64_t)v;
+  return 0;
+}
+
 int mpk_opt_u32(const msgpack_object *map, const char *key, uint32_t *out) {
   int64_t v;
   int rc = mpk_opt_i64(map, key, &v);

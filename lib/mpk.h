@@ -89,6 +89,8 @@ int mpk_get_i64(const msgpack_object *map, const char *key, int64_t *out);
 int mpk_opt_i64(const msgpack_object *map, const char *key, int64_t *out);
 int mpk_get_u32(const msgpack_object *map, const char *key, uint32_t *out);
 int mpk_opt_u32(const msgpack_object *map, const char *key, uint32_t *out);
+/* Below 2^63: ids and hashes the ledger stores are kept in that range. */
+int mpk_get_u64(const msgpack_object *map, const char *key, uint64_t *out);
 int mpk_get_bool(const msgpack_object *map, const char *key, bool *out);
 int mpk_opt_bool(const msgpack_object *map, const char *key, bool *out);
 int mpk_get_bin(const msgpack_object *map, const char *key, uint8_t *dst, size_t cap,

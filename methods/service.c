@@ -18,7 +18,7 @@ static int ticket_checks(struct method_env *env, const char *method, const char 
     return rc;
   if (hint && strcmp(hint, c->ticket_id) != 0)
     return LEDGER_REASON_NO_MATCH;
-  if (t.status == LEDGER_TICKET_REVOKED)
+  if (t.status == LEDGER_TICKET_REVOKED || t.denied)
     return LEDGER_REASON_REVOKED;
   if (c->ticket_version != t.version)
     return LEDGER_REASON_SUPERSEDED;
