@@ -238,32 +238,146 @@ int prov_missing(const struct prov *p, const uint8_t *d, size_t n, size_t max,
 }
 
 int prov_rec_encode(const struct prov_rec *r, uint8_t *out, size_t cap) {
-  size_t need = 34 + (size_t)r->key_len;
-  if (r->key_len > PROV_KEY_MAX || cap < need)
+  size_t ml = strnlen(r->method, sizeof r->method), gl = strnlen(r->gate, sizeof r->gate);
+  size_t need = 35 + (size_t)r->key_len + ml + gl;
+  if (r->key_len > PROV_KEY_MAX || ml > PROV_METHOD_MAX || gl > PROV_GATE_MAX || cap < need)
     return GM_ETOOBIG;
   gm_le64_put(out, r->origin);
   gm_le64_put(out + 8, r->seq);
   gm_le64_put(out + 16, r->epoch);
   gm_le64_put(out + 24, (uint64_t)r->time_ms);
-  out[32] = r->method;
-  out[33] = r->key_len;
-  memcpy(out + 34, r->key, r->key_len);
+  uint8_t *p = out + 32;
+  *p++ = r->key_len;
+  memcpy(p, r->key, r->key_len);
+  p += r->key_len;
+  *p++ = (uint8_t)ml;
+  memcpy(p, r->method, ml);
+  p += ml;
+  *p++ = (uint8_t)gl;
+  memcpy(p, r->gate, gl);
   return (int)need;
 }
 
+/* A length-prefixed string at p[*at..n) into dst (NUL-terminated). */
+static int read_str(const uint8_t *p, size_t n, size_t *at, char *dst, size_t max) {
+  if (*at >= n || p[*at] > max || n - *at - 1 < p[*at])
+    return GM_EDECODE;
+  size_t len = p[*at];
+  memcpy(dst, p + *at + 1, len);
+  dst[len] = 0;
+  if (memchr(dst, 0, len) != NULL)
+    return GM_EDECODE;
+  *at += 1 + len;
+  return 0;
+}
+
 int prov_rec_decode(const uint8_t *p, size_t n, struct prov_rec *r) {
-  if (n < 34)
+  if (n < 33)
     return GM_EDECODE;
   memset(r, 0, sizeof *r);
   r->origin = gm_le64_get(p);
   r->seq = gm_le64_get(p + 8);
   r->epoch = gm_le64_get(p + 16);
   r->time_ms = (int64_t)gm_le64_get(p + 24);
-  r->method = p[32];
-  r->key_len = p[33];
-  if (r->key_len == 0 || r->key_len > PROV_KEY_MAX || n < 34 + (size_t)r->key_len ||
+  r->key_len = p[32];
+  if (r->key_len == 0 || r->key_len > PROV_KEY_MAX || n < 33 + (size_t)r->key_len ||
       r->origin == 0 || r->seq == 0)
     return GM_EDECODE;
-  memcpy(r->key, p + 34, r->key_len);
-  return 34 + r->key_len;
+  memcpy(r->key, p + 33, r->key_len);
+  size_t at = 33 + (size_t)r->key_len;
+  if (read_str(p, n, &at, r->method, PROV_METHOD_MAX) != 0 ||
+      read_str(p, n, &at, r->gate, PROV_GATE_MAX) != 0)
+    return GM_EDECODE;
+  return (int)at;
+}
+
+/* ------------------------------------------------------------- messages */
+
+int prov_msg_push(const struct prov_rec *const *recs, size_t n, uint8_t *out, size_t cap,
+                  size_t *taken) {
+  *taken = 0;
+  if (cap < 2)
+    return GM_ETOOBIG;
+  out[0] = PROV_MSG_PUSH;
+  size_t at = 2, k = 0;
+  while (k < n && k < 255) {
+    int len = prov_rec_encode(recs[k], out + at, cap - at);
+    if (len < 0)
+      break;
+    at += (size_t)len;
+    k++;
+  }
+  out[1] = (uint8_t)k;
+  *taken = k;
+  return k == 0 && n > 0 ? GM_ETOOBIG : (int)at;
+}
+
+int prov_msg_digest(const struct prov *p, uint8_t *out, size_t cap) {
+  if (cap < 1)
+    return GM_ETOOBIG;
+  out[0] = PROV_MSG_DIGEST;
+  int len = prov_digest(p, out + 1, cap - 1);
+  return len < 0 ? len : len + 1;
+}
+
+struct reply_ctx {
+  uint8_t *out;
+  size_t cap, at;
+  uint8_t count;
+};
+
+static void reply_add(void *arg, const struct prov_rec *r) {
+  struct reply_ctx *c = arg;
+  if (c->count == 255)
+    return;
+  int len = prov_rec_encode(r, c->out + c->at, c->cap - c->at);
+  if (len < 0)
+    return; /* full: the next digest asks again */
+  c->at += (size_t)len;
+  c->count++;
+}
+
+int prov_msg_recv(struct prov *p, const uint8_t *body, size_t n,
+                  void (*on_new)(void *arg, const struct prov_rec *r), void *arg,
+                  uint8_t *reply, size_t reply_cap, size_t *reply_len) {
+  *reply_len = 0;
+  if (n < 1)
+    return GM_EDECODE;
+  if (body[0] == PROV_MSG_DIGEST) {
+    if (reply_cap < 2)
+      return GM_ETOOBIG;
+    struct reply_ctx c = {reply, reply_cap, 2, 0};
+    int rc = prov_missing(p, body + 1, n - 1, PROV_REPLY_MAX, reply_add, &c);
+    if (rc < 0)
+      return rc;
+    if (c.count > 0) {
+      reply[0] = PROV_MSG_PUSH;
+      reply[1] = c.count;
+      *reply_len = c.at;
+    }
+    return 0;
+  }
+  if (body[0] != PROV_MSG_PUSH || n < 2)
+    return GM_EDECODE;
+  /* Decoded whole before anything is added: a malformed packet adds nothing. */
+  size_t count = body[1], at = 2;
+  struct prov_rec r;
+  for (size_t k = 0; k < count; k++) {
+    int len = prov_rec_decode(body + at, n - at, &r);
+    if (len < 0)
+      return GM_EDECODE;
+    at += (size_t)len;
+  }
+  if (at != n)
+    return GM_EDECODE;
+  at = 2;
+  for (size_t k = 0; k < count; k++) {
+    at += (size_t)prov_rec_decode(body + at, n - at, &r);
+    int rc = prov_add(p, &r);
+    if (rc == GM_EFULL)
+      return rc;
+    if (rc == 1 && on_new)
+      on_new(arg, &r);
+  }
+  return 0;
 }

@@ -12,7 +12,8 @@
  * refusal to admit provisionally.
  *
  * Record on the wire (integers little endian):
- *   origin u64 | seq u64 | epoch u64 | time_ms i64 | method u8 | key len u8 | key
+ *   origin u64 | seq u64 | epoch u64 | time_ms i64 | key len u8 | key
+ *   | method len u8 | method | gate len u8 | gate
  * Digest: count u16 | (origin u64 | contiguous seq u64) * count
  */
 #ifndef GM_GOSSIP_PROV_H
@@ -22,7 +23,9 @@
 #include <stdint.h>
 
 #define PROV_KEY_MAX 96
-#define PROV_REC_WIRE_MAX (8 + 8 + 8 + 8 + 1 + 1 + PROV_KEY_MAX)
+#define PROV_METHOD_MAX 16
+#define PROV_GATE_MAX 64
+#define PROV_REC_WIRE_MAX (8 + 8 + 8 + 8 + 3 + PROV_KEY_MAX + PROV_METHOD_MAX + PROV_GATE_MAX)
 #define PROV_ORIGINS_MAX 256
 
 struct prov_rec {
@@ -30,9 +33,10 @@ struct prov_rec {
   uint64_t seq;    /* that gate's provisional admissions, from 1 */
   uint64_t epoch;  /* its partition epoch when it admitted */
   int64_t time_ms;
-  uint8_t method;
   uint8_t key_len;
   uint8_t key[PROV_KEY_MAX]; /* the credential, as the ledger keys redeems */
+  char method[PROV_METHOD_MAX + 1];
+  char gate[PROV_GATE_MAX + 1]; /* the gate label the scanner gave */
 };
 
 struct prov;
@@ -66,5 +70,26 @@ int prov_missing(const struct prov *p, const uint8_t *digest, size_t n, size_t m
 int prov_rec_encode(const struct prov_rec *r, uint8_t *out, size_t cap);
 /* Reads one record at p[0..n); returns the bytes used, or GM_EDECODE. */
 int prov_rec_decode(const uint8_t *p, size_t n, struct prov_rec *r);
+
+/* Messages on the gossip port (the first body byte tells them from SWIM's):
+ *   PUSH:   type | count u8 | records       (new admissions, or an answer)
+ *   DIGEST: type | digest                   (asks for what the sender lacks) */
+#define PROV_MSG_PUSH 0x40
+#define PROV_MSG_DIGEST 0x41
+/* Records in one answer to a digest at most; the next digest asks again. */
+#define PROV_REPLY_MAX 64
+
+/* Encodes as many of recs as fit in cap (at most 255); *taken says how many.
+ * Returns the length, or GM_ETOOBIG when not even one fits. */
+int prov_msg_push(const struct prov_rec *const *recs, size_t n, uint8_t *out, size_t cap,
+                  size_t *taken);
+int prov_msg_digest(const struct prov *p, uint8_t *out, size_t cap);
+/* Handles a PUSH (every record decoded before any is added; on_new for each
+ * new one) or a DIGEST (the PUSH answer written to reply, *reply_len = 0 when
+ * there is nothing to send). GM_EDECODE for a malformed body, GM_EFULL when
+ * the store filled up. */
+int prov_msg_recv(struct prov *p, const uint8_t *body, size_t n,
+                  void (*on_new)(void *arg, const struct prov_rec *r), void *arg,
+                  uint8_t *reply, size_t reply_cap, size_t *reply_len);
 
 #endif

@@ -1,6 +1,7 @@
 /* fuzz_prov.c — provisional-admission records and digests from a peer:
  * records decode or are refused, the store stays bounded and consistent,
- * and a hostile digest is refused or answered within the bound. */
+ * and a hostile digest is refused or answered within the bound; the same
+ * bytes as a gossip message (push or digest) are taken whole or not at all. */
 #include <string.h>
 
 #include "gossip/prov.h"
@@ -40,6 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     __builtin_trap();
   uint8_t dig[2 + 16 * PROV_ORIGINS_MAX];
   if (prov_digest(p, dig, sizeof dig) < 2)
+    __builtin_trap();
+  /* The same bytes as a gossip message: a push adds all or nothing, a
+   * digest's answer fits its buffer. */
+  size_t before = prov_count(p), rlen = 0;
+  uint8_t reply[1300];
+  got = 0;
+  int rc = prov_msg_recv(p, d, n, count, NULL, reply, sizeof reply, &rlen);
+  if (rc != 0 && rc != GM_EDECODE && rc != GM_EFULL)
+    __builtin_trap();
+  if (rc == GM_EDECODE && prov_count(p) != before)
+    __builtin_trap();
+  if (rlen > sizeof reply || (rlen > 0 && reply[0] != PROV_MSG_PUSH))
     __builtin_trap();
   prov_destroy(p);
   return 0;

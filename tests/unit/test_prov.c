@@ -16,7 +16,8 @@ static struct prov_rec rec(uint64_t origin, uint64_t seq, const char *cred) {
   r.seq = seq;
   r.epoch = 3;
   r.time_ms = 1000 + (int64_t)seq;
-  r.method = 1;
+  strcpy(r.method, "qr");
+  strcpy(r.gate, "north-3");
   r.key_len = (uint8_t)strlen(cred);
   memcpy(r.key, cred, r.key_len);
   return r;
@@ -136,15 +137,15 @@ Test(prov, codec_and_malformed_input) {
   struct prov_rec r = rec(77, 9, "geofence:t1"), back;
   uint8_t buf[PROV_REC_WIRE_MAX];
   int n = prov_rec_encode(&r, buf, sizeof buf);
-  cr_assert_eq(n, 34 + 11);
+  cr_assert_eq(n, 35 + 11 + 2 + 7);
   cr_assert_eq(prov_rec_decode(buf, (size_t)n, &back), n);
   cr_assert(back.origin == 77 && back.seq == 9 && back.epoch == 3 && back.time_ms == 1009 &&
-            back.method == 1 && back.key_len == 11 && memcmp(back.key, "geofence:t1", 11) == 0);
+            strcmp(back.method, "qr") == 0 && strcmp(back.gate, "north-3") == 0 && back.key_len == 11 && memcmp(back.key, "geofence:t1", 11) == 0);
   for (int cut = 0; cut < n; cut++)
     cr_assert_eq(prov_rec_decode(buf, (size_t)cut, &back), GM_EDECODE);
-  buf[33] = 0; /* an empty key */
+  buf[32] = 0; /* an empty key */
   cr_assert_eq(prov_rec_decode(buf, (size_t)n, &back), GM_EDECODE);
-  buf[33] = PROV_KEY_MAX + 1;
+  buf[32] = PROV_KEY_MAX + 1;
   cr_assert_eq(prov_rec_decode(buf, sizeof buf, &back), GM_EDECODE);
   struct prov *p = prov_create(10, HK);
   uint8_t d[3] = {1, 0, 0}; /* says one origin, carries none */
@@ -153,4 +154,67 @@ Test(prov, codec_and_malformed_input) {
   uint8_t big[2] = {0xff, 0xff};
   cr_assert_eq(prov_missing(p, big, sizeof big, 10, deliver, NULL), GM_EDECODE);
   prov_destroy(p);
+}
+
+static int news;
+static void count_new(void *arg, const struct prov_rec *r) {
+  (void)arg;
+  (void)r;
+  news++;
+}
+
+Test(prov, push_and_digest_messages) {
+  struct prov *a = prov_create(1000, HK), *b = prov_create(1000, HK);
+  struct prov_rec rs[40];
+  const struct prov_rec *ptr[40];
+  for (int i = 0; i < 40; i++) {
+    char cred[32];
+    snprintf(cred, sizeof cred, "ticket-%d", i);
+    rs[i] = rec(5, (uint64_t)i + 1, cred);
+    ptr[i] = &rs[i];
+    cr_assert_eq(prov_add(a, &rs[i]), 1);
+  }
+  /* A push fills one datagram body and says how many it took. */
+  uint8_t pkt[1300], reply[1300];
+  size_t taken, rlen;
+  int n = prov_msg_push(ptr, 40, pkt, sizeof pkt, &taken);
+  cr_assert_gt(n, 0);
+  cr_assert(taken > 5 && taken < 40, "took %zu", taken);
+  news = 0;
+  cr_assert_eq(prov_msg_recv(b, pkt, (size_t)n, count_new, NULL, reply, sizeof reply, &rlen), 0);
+  cr_assert_eq(news, (int)taken);
+  cr_assert_eq(rlen, 0);
+  /* The same push again adds nothing. */
+  news = 0;
+  cr_assert_eq(prov_msg_recv(b, pkt, (size_t)n, count_new, NULL, reply, sizeof reply, &rlen), 0);
+  cr_assert_eq(news, 0);
+  /* Anti-entropy: b's digest to a, a's answer to b, until b has all 40. */
+  for (int round = 0; round < 10 && prov_contiguous(b, 5) < 40; round++) {
+    int dl = prov_msg_digest(b, pkt, sizeof pkt);
+    cr_assert_gt(dl, 0);
+    cr_assert_eq(prov_msg_recv(a, pkt, (size_t)dl, NULL, NULL, reply, sizeof reply, &rlen), 0);
+    cr_assert_gt(rlen, 0);
+    cr_assert_eq(prov_msg_recv(b, reply, rlen, count_new, NULL, pkt, sizeof pkt, &taken), 0);
+  }
+  cr_assert_eq(prov_contiguous(b, 5), 40);
+  cr_assert_eq(prov_count(b), 40);
+  int dl = prov_msg_digest(b, pkt, sizeof pkt);
+  cr_assert_eq(prov_msg_recv(a, pkt, (size_t)dl, NULL, NULL, reply, sizeof reply, &rlen), 0);
+  cr_assert_eq(rlen, 0, "in step: nothing to answer");
+  /* Any truncation or extension of a push is refused whole. */
+  struct prov *c = prov_create(1000, HK);
+  n = prov_msg_push(ptr, 3, pkt, sizeof pkt, &taken);
+  cr_assert_eq(taken, 3);
+  for (int cut = 0; cut < n; cut++)
+    cr_assert_neq(prov_msg_recv(c, pkt, (size_t)cut, NULL, NULL, reply, sizeof reply, &rlen), 0);
+  pkt[n] = 0;
+  cr_assert_eq(prov_msg_recv(c, pkt, (size_t)n + 1, NULL, NULL, reply, sizeof reply, &rlen),
+               GM_EDECODE);
+  cr_assert_eq(prov_count(c), 0);
+  pkt[0] = 0x4f;
+  cr_assert_eq(prov_msg_recv(c, pkt, (size_t)n, NULL, NULL, reply, sizeof reply, &rlen),
+               GM_EDECODE);
+  prov_destroy(a);
+  prov_destroy(b);
+  prov_destroy(c);
 }
