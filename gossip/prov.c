@@ -119,17 +119,22 @@ static void advance(struct origin *o) {
   }
 }
 
+static struct origin *origin_add(struct prov *p, uint64_t id) {
+  struct origin *o = origin_of(p, id);
+  if (o == NULL && p->n_origins < PROV_ORIGINS_MAX) {
+    o = &p->origins[p->n_origins++];
+    memset(o, 0, sizeof *o);
+    o->id = id;
+  }
+  return o;
+}
+
 int prov_add(struct prov *p, const struct prov_rec *r) {
   if (r->origin == 0 || r->seq == 0 || r->key_len == 0 || r->key_len > PROV_KEY_MAX)
     return GM_EINVAL;
-  struct origin *o = origin_of(p, r->origin);
-  if (o == NULL) {
-    if (p->n_origins == PROV_ORIGINS_MAX)
-      return GM_EFULL;
-    o = &p->origins[p->n_origins++];
-    memset(o, 0, sizeof *o);
-    o->id = r->origin;
-  }
+  struct origin *o = origin_add(p, r->origin);
+  if (o == NULL)
+    return GM_EFULL;
   if (r->seq <= o->pruned)
     return 0;
   bool found;
@@ -175,8 +180,29 @@ uint64_t prov_next_seq(const struct prov *p, uint64_t origin) {
 
 size_t prov_count(const struct prov *p) { return p->count; }
 
+size_t prov_origins(const struct prov *p, uint64_t *ids, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < p->n_origins && k < cap; i++)
+    ids[k++] = p->origins[i].id;
+  return k;
+}
+
+const struct prov_rec *prov_first(const struct prov *p, uint64_t origin) {
+  const struct origin *o = origin_of(p, origin);
+  return o && o->n ? o->recs[0] : NULL;
+}
+
+const struct prov_rec *prov_get(const struct prov *p, uint64_t origin, uint64_t seq) {
+  const struct origin *o = origin_of(p, origin);
+  if (o == NULL)
+    return NULL;
+  bool found;
+  size_t at = find_seq(o, seq, &found);
+  return found ? o->recs[at] : NULL;
+}
+
 void prov_prune(struct prov *p, uint64_t origin, uint64_t upto) {
-  struct origin *o = origin_of(p, origin);
+  struct origin *o = origin_add(p, origin);
   if (o == NULL || upto <= o->pruned)
     return;
   size_t k = 0;

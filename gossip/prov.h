@@ -57,7 +57,14 @@ uint64_t prov_next_seq(const struct prov *p, uint64_t origin);
 uint64_t prov_contiguous(const struct prov *p, uint64_t origin);
 size_t prov_count(const struct prov *p);
 
-/* Drops origin's records up to seq (they are in the ledger now). */
+/* The origins this store knows (at most cap of them); returns how many. */
+size_t prov_origins(const struct prov *p, uint64_t *ids, size_t cap);
+/* The oldest record held of origin, or NULL. */
+const struct prov_rec *prov_first(const struct prov *p, uint64_t origin);
+const struct prov_rec *prov_get(const struct prov *p, uint64_t origin, uint64_t seq);
+
+/* Drops origin's records up to seq (they are in the ledger now); an origin
+ * not seen yet is remembered as pruned up to seq. */
 void prov_prune(struct prov *p, uint64_t origin, uint64_t upto_seq);
 
 /* This store's digest; returns its length, or GM_ETOOBIG. */

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "cluster.h"
 #include "gossip.h"
+#include "provisional.h"
 
 #define AUDIT_LIMIT_DEFAULT 100
 #define AUDIT_LIMIT_MAX 1000
@@ -101,9 +102,48 @@ static int incident_push(void *arg, const struct ledger_audit *a) {
   return json_array_size(arr) >= AUDIT_LIMIT_MAX;
 }
 
+static json_t *use_json(const struct ledger_use *u, uint64_t origin, uint64_t pseq) {
+  json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "gate", u->gate, "method", u->method, "used_ms",
+                        (json_int_t)u->used_ms, "provisional", pseq != 0);
+  if (pseq != 0) {
+    json_object_set_new(o, "origin_node", json_integer((json_int_t)origin));
+    json_object_set_new(o, "origin_seq", json_integer((json_int_t)pseq));
+  }
+  return o;
+}
+
+static int double_entry_push(void *arg, const struct ledger_incident *x) {
+  json_t *arr = arg;
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "kind", x->kind, "ticket_id",
+                        x->ticket_id, "seq", (json_int_t)x->seq, "partition_epoch",
+                        (json_int_t)x->epoch, "second",
+                        use_json(&x->second, x->origin, x->pseq), "first",
+                        x->first.gate[0] || x->first.used_ms
+                            ? use_json(&x->first, x->first_origin, x->first_pseq)
+                            : json_null());
+  json_array_append_new(arr, o);
+  return json_array_size(arr) >= AUDIT_LIMIT_MAX;
+}
+
+/* Double entries (and admissions on stale state) that reconciliation found,
+ * from the ledger, then fraud attempts refused at the gates, from the audit. */
 void api_incidents(struct api_req *ar) {
-  struct ledger_audit_filter f = {.limit = UINT32_MAX};
-  reply_audit_scan(ar, &f, incident_push, "incidents");
+  json_t *arr = json_array();
+  struct ledger_rd *rd;
+  int rc = ledger_rd_begin(ar->node->ledger, &rd);
+  if (rc == 0) {
+    rc = ledger_incident_each(rd, double_entry_push, arr);
+    struct ledger_audit_filter f = {.limit = UINT32_MAX};
+    if (rc == 0 && json_array_size(arr) < AUDIT_LIMIT_MAX)
+      rc = ledger_audit_scan(rd, &f, incident_push, arr);
+    ledger_rd_end(rd);
+  }
+  if (rc != 0) {
+    json_decref(arr);
+    api_error(ar, rc, NULL);
+  } else {
+    api_reply_json(ar, 200, json_pack("{s:o}", "incidents", arr));
+  }
   api_done(ar);
 }
 
@@ -325,17 +365,24 @@ void api_metrics(struct api_req *ar) {
                 "\n# TYPE gate_auth_cache_misses_total counter\ngate_auth_cache_misses_total %" PRIu64
                 "\n",
                 m->auth_cache_hits, m->auth_cache_misses);
-  uint64_t tickets = 0;
+  uint64_t tickets = 0, incidents = 0;
   struct ledger_rd *rd;
   if (ledger_rd_begin(n->ledger, &rd) == 0) {
     ledger_ticket_count(rd, &tickets);
+    ledger_incident_count(rd, &incidents);
     ledger_rd_end(rd);
   }
   gm_buf_printf(&b, "# TYPE gate_tickets gauge\ngate_tickets %" PRIu64 "\n", tickets);
+  gm_buf_printf(&b,
+                "# HELP gate_incidents Double entries in the ledger (found by reconciliation)\n"
+                "# TYPE gate_incidents gauge\ngate_incidents %" PRIu64 "\n",
+                incidents);
   char cm[2048];
   cluster_metrics(n, cm, sizeof cm);
   gm_buf_printf(&b, "%s", cm);
   gossip_metrics(n, cm, sizeof cm);
+  gm_buf_printf(&b, "%s", cm);
+  provisional_metrics(n, cm, sizeof cm);
   gm_buf_printf(&b, "%s", cm);
   api_reply_text(ar, 200, "text/plain; version=0.0.4", (const char *)b.ptr, b.len);
   gm_buf_free(&b);
@@ -390,6 +437,8 @@ void api_cluster_status(struct api_req *ar) {
     json_t *o = cluster_status(n);
     json_object_set_new(o, "mode", json_string("cluster"));
     json_object_set_new(o, "gossip", gossip_status(n));
+    json_object_set_new(o, "partition_mode", json_boolean(provisional_partition_mode(n)));
+    json_object_set_new(o, "provisional", provisional_status(n));
     json_object_set_new(o, "gate", json_string(n->cfg.gate));
     api_reply_json(ar, 200, o);
     api_done(ar);

@@ -13,6 +13,7 @@
 #include "../lib/err.h"
 #include "../methods/service.h"
 #include "api.h"
+#include "provisional.h"
 
 void api_methods_list(struct api_req *ar) {
   struct ledger_ticket t;
@@ -107,7 +108,8 @@ struct verify_state {
 /* Verdicts are the hot reply: written straight into a buffer (strings
  * escaped) rather than built as a jansson tree and dumped. */
 static void reply_verdict(struct api_req *ar, const struct verify_state *st, int reason,
-                          int64_t decided_ms, const struct ledger_use *first_use) {
+                          int64_t decided_ms, const struct ledger_use *first_use,
+                          bool provisional) {
   struct node_metrics *m = &ar->node->metrics;
   if (reason == LEDGER_REASON_NONE)
     m->verify_admitted++;
@@ -122,7 +124,8 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
   gm_buf_append_str(&b, reason == LEDGER_REASON_NONE ? "{\"admitted\":true,\"method\":"
                                                     : "{\"admitted\":false,\"method\":");
   api_json_str(&b, st->method);
-  gm_buf_append_str(&b, ",\"provisional\":false,\"gate\":");
+  gm_buf_append_str(&b, provisional ? ",\"provisional\":true,\"gate\":"
+                               : ",\"provisional\":false,\"gate\":");
   api_json_str(&b, st->gate);
   gm_buf_append_str(&b, ",\"decided_ms\":");
   gm_buf_append_i64(&b, decided_ms);
@@ -148,17 +151,25 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
   api_reply_text(ar, 200, "application/json", (const char *)b.ptr, b.len);
 }
 
-static void verify_committed(struct api_req *ar, const struct ledger_result *res) {
+static void verify_done(struct api_req *ar, const struct ledger_result *res, bool provisional) {
   struct verify_state *st = ar->state;
-  if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN)
+  if (res->rc == GM_ENOQUORUM)
+    /* Strict policy and no leader within the request timeout: a verdict,
+     * not an error — the scanner shows "not admitted". */
+    reply_verdict(ar, st, LEDGER_REASON_NO_QUORUM, node_now_ms(), NULL, false);
+  else if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN)
     api_error(ar, res->rc, "the gate is overloaded or stopping: not recorded, do not admit; retry");
   else if (res->rc != 0)
     api_error(ar, res->rc, "the admission could not be recorded; do not admit");
   else
     reply_verdict(ar, st, res->reason, res->decided_ms,
-                  res->has_first_use ? &res->first_use : NULL);
+                  res->has_first_use ? &res->first_use : NULL, provisional);
   free(st);
   api_done(ar);
+}
+
+static void verify_committed(struct api_req *ar, const struct ledger_result *res) {
+  verify_done(ar, res, false);
 }
 
 /* Token bucket per client address, in a fixed table: a flood from many
@@ -218,11 +229,27 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
       api_error(ar, first.rc, NULL);
     else
       reply_verdict(ar, &st, first.reason, first.decided_ms,
-                    first.has_first_use ? &first.first_use : NULL);
+                    first.has_first_use ? &first.first_use : NULL, false);
     return api_done(ar);
   }
   struct verify_outcome out;
   rc = verify_service_check(&env, method, presented, hint, &out);
+  /* In a cluster the event's offline policy for the ticket's tier decides
+   * what happens when no leader answers. */
+  struct pv_policy pol;
+  bool available_path = false;
+  if (rc == 0 && out.propose && n->pv != NULL) {
+    struct ledger_ticket t;
+    struct ledger_event ev;
+    memset(&pol, 0, sizeof pol);
+    if (ledger_ticket_get(env.rd, out.claim.ticket_id, &t) == 0 &&
+        ledger_event_get(env.rd, t.event_id, &ev) == 0) {
+      pol.policy = ledger_event_policy(&ev, t.tier);
+      pol.budget = ev.offline_budget;
+      memcpy(pol.event_id, ev.id, sizeof pol.event_id);
+      available_path = true;
+    }
+  }
   node_env_end(&env);
   if (rc == GM_ENOTFOUND) {
     api_problem(ar, 404, "not_found", "no method %s", method);
@@ -250,7 +277,7 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
     strcpy(a.ip, ar->ip);
     commit_audit(&n->commit, &a);
     reply_verdict(ar, st, out.claim.reason, env.now_ms,
-                  out.has_first_use ? &out.first_use : NULL);
+                  out.has_first_use ? &out.first_use : NULL, false);
     free(st);
     return api_done(ar);
   }
@@ -261,7 +288,10 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
   strcpy(c->u.redeem.device, ar->device);
   strcpy(c->u.redeem.ip, ar->ip);
   ar->state = st;
-  api_commit(ar, c, verify_committed);
+  if (available_path)
+    provisional_verify(n, ar, c, &pol, verify_done);
+  else
+    api_commit(ar, c, verify_committed);
 }
 
 void api_methods_verify(struct api_req *ar) {

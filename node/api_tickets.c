@@ -18,10 +18,15 @@ static void new_id(char *out, const char *prefix) {
 }
 
 json_t *api_event_json(const struct ledger_event *e) {
-  return json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I}", "id", e->id, "name", e->name,
+  json_t *tiers = json_object();
+  for (uint32_t i = 0; i < e->n_tier_policy; i++)
+    json_object_set_new(tiers, e->tier_policy[i].tier,
+                        json_string(ledger_policy_str(e->tier_policy[i].policy)));
+  return json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:o, s:I}", "id", e->id, "name", e->name,
                    "starts_ms", (json_int_t)e->starts_ms, "ends_ms", (json_int_t)e->ends_ms,
                    "offline_policy", ledger_policy_str(e->policy), "offline_budget",
-                   (json_int_t)e->offline_budget, "created_ms", (json_int_t)e->created_ms);
+                   (json_int_t)e->offline_budget, "tier_policies", tiers, "created_ms",
+                   (json_int_t)e->created_ms);
 }
 
 json_t *api_ticket_json(const struct ledger_ticket *t) {
@@ -110,11 +115,17 @@ static void event_committed(struct api_req *ar, const struct ledger_result *res)
 
 void api_events_create(struct api_req *ar) {
   const char *id = NULL, *name, *policy = "strict";
-  json_int_t starts, ends, budget = 0;
-  if (api_unpack(ar, "{s?s, s:s, s:I, s:I, s?s, s?I}", "id", &id, "name", &name, "starts_ms",
-                 &starts, "ends_ms", &ends, "offline_policy", &policy, "offline_budget",
-                 &budget) != 0)
+  json_int_t starts, ends, budget = ar->node->cfg.offline_budget;
+  json_t *tiers = NULL;
+  if (api_unpack(ar, "{s?s, s:s, s:I, s:I, s?s, s?I, s?o}", "id", &id, "name", &name,
+                 "starts_ms", &starts, "ends_ms", &ends, "offline_policy", &policy,
+                 "offline_budget", &budget, "tier_policies", &tiers) != 0)
     return api_done(ar);
+  if (tiers != NULL && (!json_is_object(tiers) || json_object_size(tiers) > LEDGER_TIER_POLICIES_MAX)) {
+    api_problem(ar, 400, "invalid_field", "tier_policies must be an object of at most %d tiers",
+                LEDGER_TIER_POLICIES_MAX);
+    return api_done(ar);
+  }
   if (id && !api_valid_id(id)) {
     api_problem(ar, 400, "invalid_field", "id must be 1 to %d of letters, digits and ._:@-",
                 LEDGER_ID_MAX);
@@ -142,6 +153,23 @@ void api_events_create(struct api_req *ar) {
   c.u.event.ends_ms = ends;
   c.u.event.policy = pol;
   c.u.event.offline_budget = (uint32_t)budget;
+  if (tiers != NULL) {
+    const char *tier;
+    json_t *v;
+    json_object_foreach(tiers, tier, v) {
+      int tp = json_is_string(v) ? ledger_policy_parse(json_string_value(v)) : -1;
+      if (tp < 0 || strlen(tier) > LEDGER_TIER_MAX) {
+        api_problem(ar, 400, "invalid_field",
+                    "tier_policies: each tier (at most %d characters) maps to strict or available",
+                    LEDGER_TIER_MAX);
+        free(st);
+        return api_done(ar);
+      }
+      uint32_t k = c.u.event.n_tier_policy++;
+      strcpy(c.u.event.tier_policy[k].tier, tier);
+      c.u.event.tier_policy[k].policy = tp;
+    }
+  }
   st->e = c.u.event;
   ar->state = st;
   api_commit(ar, &c, event_committed);

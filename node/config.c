@@ -32,6 +32,9 @@ void node_config_default(struct node_config *c) {
   c->election_timeout_ms = 1000;
   c->heartbeat_ms = 100;
   c->snapshot_threshold = 65536;
+  c->offline_wait_ms = 300;
+  c->offline_budget = 500;
+  c->provisional_max = 200000;
   method_config_default(&c->methods);
 }
 
@@ -121,6 +124,11 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
       return bad(err, errlen, key, "must be true or false");
     return 0;
   }
+  if (!strcmp(key, "fault-skip-provisional-fsync")) {
+    if (parse_bool(value, &c->fault_skip_prov_fsync) != 0)
+      return bad(err, errlen, key, "must be true or false");
+    return 0;
+  }
   if (!strcmp(key, "methods")) {
     c->methods.enabled_qr = c->methods.enabled_pass = false;
     char buf[256];
@@ -154,6 +162,9 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
   NUM_KEY("election-timeout-ms", 100, 60000, c->election_timeout_ms = (uint32_t)v);
   NUM_KEY("heartbeat-ms", 10, 10000, c->heartbeat_ms = (uint32_t)v);
   NUM_KEY("snapshot-threshold", 16, 1000000, c->snapshot_threshold = (uint32_t)v);
+  NUM_KEY("offline-wait-ms", 10, 60000, c->offline_wait_ms = (int64_t)v);
+  NUM_KEY("offline-budget", 0, UINT32_MAX, c->offline_budget = (uint32_t)v);
+  NUM_KEY("provisional-max", 16, 10000000, c->provisional_max = (uint32_t)v);
   NUM_KEY("qr-ttl-s", 5, 86400, c->methods.qr_ttl_ms = (int64_t)v * 1000);
   NUM_KEY("holder-window-s", 5, 3600, c->methods.holder_window_ms = (int64_t)v * 1000);
   NUM_KEY("clock-skew-s", 0, 300, c->methods.clock_skew_ms = (int64_t)v * 1000);

@@ -32,6 +32,11 @@ struct node_config {
   uint32_t election_timeout_ms;
   uint32_t heartbeat_ms;
   uint32_t snapshot_threshold;  /* entries between Raft snapshots */
+  int64_t offline_wait_ms;      /* an available-policy verify waits this long for its
+                                   commit, then admits provisionally */
+  uint32_t offline_budget;      /* an event's budget when its creation names none */
+  uint32_t provisional_max;     /* provisional admissions a gate holds (its own and heard) */
+  bool fault_skip_prov_fsync;   /* test fault: answer before the record is durable */
   char admin_user[64 + 1];
   char admin_password[256];
   char tls_cert[NODE_PATH_MAX];

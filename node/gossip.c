@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../gossip/prov.h"
 #include "../gossip/swim.h"
 #include "../gossip/wire.h"
 #include "../lib/buf.h"
@@ -17,10 +18,12 @@
 #include "../lib/log.h"
 #include "cluster.h"
 #include "node.h"
+#include "provisional.h"
 
 #define GOSSIP_TICK_MS 50
 #define GOSSIP_META_MS 2000  /* metadata (role, applied index) refreshed at most this often */
 #define GOSSIP_RESEED_MS 5000 /* a gate that knows no one asks its Raft peers again */
+#define GOSSIP_DIGEST_MS 1000 /* anti-entropy: a digest of provisional admissions to one member */
 
 struct gossip {
   struct node *n;
@@ -41,8 +44,10 @@ struct gossip {
   char addr[NODE_ADDR_MAX];
   uint8_t meta[SWIM_META_MAX];
   size_t meta_len;
-  int64_t last_meta_ms, last_seed_ms, last_drop_log_ms;
+  int64_t last_meta_ms, last_seed_ms, last_drop_log_ms, last_digest_ms;
+  size_t digest_turn;
   uint64_t rx, tx, send_failed, forged, replayed, malformed;
+  uint64_t prov_rx, prov_new, prov_tx;
 };
 
 static int64_t mono_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
@@ -83,22 +88,101 @@ static int sockaddr_of(const char *addr, struct sockaddr_storage *sa) {
   return uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0 ? 0 : GM_EINVAL;
 }
 
-static void on_swim_send(void *arg, const char *addr, const uint8_t *body, size_t n) {
-  struct gossip *g = arg;
-  struct sockaddr_storage sa;
+static void send_sa(struct gossip *g, const struct sockaddr *sa, const uint8_t *body,
+                    size_t n) {
   uint8_t pkt[GW_PACKET_MAX];
   struct gw_hdr h = {.from = g->n->cfg.node_id, .epoch = g->epoch, .counter = ++g->counter};
   int len = gw_seal(&g->key, &h, body, n, pkt, sizeof pkt);
-  if (len < 0 || sockaddr_of(addr, &sa) != 0) {
+  if (len < 0) {
     g->send_failed++;
     return;
   }
   uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)len);
   /* A datagram either leaves now or is lost, as on any network. */
-  if (uv_udp_try_send(&g->udp, &b, 1, (const struct sockaddr *)&sa) < 0)
+  if (uv_udp_try_send(&g->udp, &b, 1, sa) < 0)
     g->send_failed++;
   else
     g->tx++;
+}
+
+static void on_swim_send(void *arg, const char *addr, const uint8_t *body, size_t n) {
+  struct gossip *g = arg;
+  struct sockaddr_storage sa;
+  if (sockaddr_of(addr, &sa) != 0) {
+    g->send_failed++;
+    return;
+  }
+  send_sa(g, (const struct sockaddr *)&sa, body, n);
+}
+
+static void on_prov_new(void *arg, const struct prov_rec *r) {
+  (void)r;
+  ((struct gossip *)arg)->prov_new++;
+}
+
+/* A provisional-admission message: a push is stored, a digest answered. */
+static int prov_recv(struct gossip *g, const uint8_t *body, size_t n, const struct sockaddr *from) {
+  struct prov *store = provisional_store(g->n);
+  if (store == NULL)
+    return 0;
+  uint8_t reply[GW_BODY_MAX];
+  size_t rlen = 0;
+  int rc = prov_msg_recv(store, body, n, on_prov_new, g, reply, sizeof reply, &rlen);
+  if (rc == GM_EFULL) {
+    GM_WARN("provisional store full: records from gossip dropped", "held=%zu",
+            prov_count(store));
+    return 0;
+  }
+  if (rc != 0)
+    return rc;
+  g->prov_rx++;
+  if (rlen > 0) {
+    send_sa(g, from, reply, rlen);
+    g->prov_tx++;
+  }
+  return 0;
+}
+
+void gossip_push_prov(struct node *n, const struct prov_rec *const *recs, size_t k) {
+  struct gossip *g = n->gossip;
+  if (g == NULL || !g->running || k == 0)
+    return;
+  const struct swim_member *ms;
+  size_t count = swim_members(g->swim, &ms);
+  uint8_t body[GW_BODY_MAX];
+  for (size_t done = 0; done < k;) {
+    size_t taken;
+    int len = prov_msg_push(recs + done, k - done, body, sizeof body, &taken);
+    if (len < 0)
+      return;
+    for (size_t i = 0; i < count; i++)
+      if (ms[i].state != SWIM_DEAD && ms[i].id != n->cfg.node_id) {
+        on_swim_send(g, ms[i].addr, body, (size_t)len);
+        g->prov_tx++;
+      }
+    done += taken;
+  }
+}
+
+/* Anti-entropy: the store's digest to the next live member in turn. */
+static void send_digest(struct gossip *g) {
+  struct prov *store = provisional_store(g->n);
+  if (store == NULL)
+    return;
+  const struct swim_member *ms;
+  size_t count = swim_members(g->swim, &ms);
+  for (size_t tries = 0; tries < count; tries++) {
+    const struct swim_member *m = &ms[g->digest_turn++ % count];
+    if (m->state == SWIM_ALIVE && m->id != g->n->cfg.node_id) {
+      uint8_t body[GW_BODY_MAX];
+      int len = prov_msg_digest(store, body, sizeof body);
+      if (len > 0) {
+        on_swim_send(g, m->addr, body, (size_t)len);
+        g->prov_tx++;
+      }
+      return;
+    }
+  }
 }
 
 static void on_swim_changed(void *arg, const struct swim_member *m) {
@@ -163,6 +247,13 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
     dropped(g, &g->replayed, "replayed", from);
     return;
   }
+  if (len > 0 && body[0] >= PROV_MSG_PUSH) {
+    if (prov_recv(g, body, (size_t)len, from) != 0)
+      dropped(g, &g->malformed, "malformed", from);
+    else
+      g->rx++;
+    return;
+  }
   if (swim_recv(g->swim, body, (size_t)len, mono_ms()) != 0) {
     dropped(g, &g->malformed, "malformed", from);
     return;
@@ -203,6 +294,10 @@ static void on_tick(uv_timer_t *t) {
     cluster_each_peer(g->n, seed_cb);
   }
   swim_tick(g->swim, now);
+  if (now - g->last_digest_ms >= GOSSIP_DIGEST_MS) {
+    g->last_digest_ms = now;
+    send_digest(g);
+  }
 }
 
 void gossip_seed(struct node *n, const char *addr) {

@@ -28,4 +28,8 @@ void gossip_seed(struct node *n, const char *addr);
 json_t *gossip_status(struct node *n);
 void gossip_metrics(struct node *n, char *out, size_t cap);
 
+struct prov_rec;
+/* Sends these provisional admissions to every member not known dead. */
+void gossip_push_prov(struct node *n, const struct prov_rec *const *recs, size_t k);
+
 #endif

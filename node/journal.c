@@ -38,10 +38,16 @@ static void file_path(char *out, size_t cap, const char *dir, uint64_t start) {
 }
 
 int journal_open(struct journal *j, const char *data_dir) {
+  return journal_open_named(j, data_dir, "journal", JOURNAL_FILE_PREALLOC);
+}
+
+int journal_open_named(struct journal *j, const char *data_dir, const char *name,
+                       uint64_t prealloc) {
   memset(j, 0, sizeof *j);
   j->fd = -1;
+  j->prealloc = prealloc;
   gm_buf_init(&j->buf);
-  if (snprintf(j->dir, sizeof j->dir, "%s/journal", data_dir) >= (int)sizeof j->dir)
+  if (snprintf(j->dir, sizeof j->dir, "%s/%s", data_dir, name) >= (int)sizeof j->dir)
     return GM_EINVAL;
   if (mkdir(j->dir, 0700) != 0 && errno != EEXIST)
     return GM_EIO;
@@ -179,8 +185,7 @@ static int open_file(struct journal *j, uint64_t start, bool create) {
   }
   /* Preallocation keeps an append from changing the file size, so the
    * fdatasync behind each batch flushes data, not metadata. */
-  if ((uint64_t)st.st_size < JOURNAL_FILE_PREALLOC &&
-      posix_fallocate(fd, 0, (off_t)JOURNAL_FILE_PREALLOC) != 0) {
+  if ((uint64_t)st.st_size < j->prealloc && posix_fallocate(fd, 0, (off_t)j->prealloc) != 0) {
     close(fd);
     return GM_EFULL;
   }
@@ -192,8 +197,7 @@ static int open_file(struct journal *j, uint64_t start, bool create) {
     close(j->fd);
   j->fd = fd;
   j->file_start = start;
-  j->alloc = (uint64_t)st.st_size > JOURNAL_FILE_PREALLOC ? (uint64_t)st.st_size
-                                                           : JOURNAL_FILE_PREALLOC;
+  j->alloc = (uint64_t)st.st_size > j->prealloc ? (uint64_t)st.st_size : j->prealloc;
   j->zeroed = 0; /* not known for a reopened file: zero again from its end */
   return 0;
 }
@@ -287,7 +291,7 @@ int journal_append(struct journal *j, const struct gm_slice *cmds, size_t n, uin
   size_t len = off + SUM_LEN;
   if (j->end + len > j->alloc) {
     /* Grow in preallocation steps; a new step is metadata, synced below. */
-    uint64_t want = j->alloc + ((len / JOURNAL_FILE_PREALLOC) + 1) * JOURNAL_FILE_PREALLOC;
+    uint64_t want = j->alloc + ((len / j->prealloc) + 1) * j->prealloc;
     if (posix_fallocate(j->fd, 0, (off_t)want) != 0)
       return GM_EFULL;
     j->alloc = want;
@@ -337,6 +341,10 @@ int journal_rotate(struct journal *j) {
 int journal_drop_through(const char *data_dir, uint64_t through, uint64_t open_file_start) {
   char dir[620];
   snprintf(dir, sizeof dir, "%s/journal", data_dir);
+  return journal_drop_through_dir(dir, through, open_file_start);
+}
+
+int journal_drop_through_dir(const char *dir, uint64_t through, uint64_t open_file_start) {
   uint64_t *starts = calloc(JOURNAL_FILES_MAX, sizeof *starts);
   size_t n = 0;
   if (starts == NULL)

@@ -47,6 +47,7 @@ struct journal {
   uint64_t zeroed;     /* bytes of the open file written (zeros ahead of end) */
   uint64_t last_seq;   /* last seq appended or replayed */
   uint64_t bytes_since_rotate;
+  uint64_t prealloc;   /* bytes a file is preallocated in */
   struct gm_buf buf;
 };
 
@@ -54,6 +55,9 @@ typedef int (*journal_apply_fn)(void *arg, uint64_t seq, const struct gm_slice *
 
 /* Prepares DATA_DIR/journal (created if missing). Call replay next. */
 int journal_open(struct journal *j, const char *data_dir);
+/* The same in DATA_DIR/<name>, preallocating files in steps of prealloc. */
+int journal_open_named(struct journal *j, const char *data_dir, const char *name,
+                       uint64_t prealloc);
 /* Calls fn for every record with seq > after, in order, then opens the last
  * file for appending. A gap in seqs after `after` is GM_ECORRUPT. */
 int journal_replay(struct journal *j, uint64_t after, journal_apply_fn fn, void *arg);
@@ -64,6 +68,8 @@ int journal_append(struct journal *j, const struct gm_slice *cmds, size_t n, uin
 int journal_rotate(struct journal *j);
 /* Deletes files whose records all have seq <= through (never the open one). */
 int journal_drop_through(const char *data_dir, uint64_t through, uint64_t open_file_start);
+/* The same in the journal directory dir (journal.dir). */
+int journal_drop_through_dir(const char *dir, uint64_t through, uint64_t open_file_start);
 void journal_close(struct journal *j);
 
 #endif

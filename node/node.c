@@ -25,6 +25,7 @@
 #include "checkpoint.h"
 #include "cluster.h"
 #include "gossip.h"
+#include "provisional.h"
 
 int http_start(struct node *n);
 void http_stop(struct node *n);
@@ -267,9 +268,13 @@ int node_start(struct node *n) {
       0)
     return rc;
   if (n->cluster_mode) {
+    if ((rc = provisional_open(n)) != 0)
+      return rc;
     if ((rc = cluster_start(n)) != 0)
       return rc;
     if ((rc = gossip_start(n)) != 0)
+      return rc;
+    if ((rc = provisional_start(n)) != 0)
       return rc;
   } else {
     checkpoint_start(n);
@@ -298,7 +303,7 @@ static void on_stop_timer(uv_timer_t *t) {
 }
 
 void node_maybe_stopped(struct node *n) {
-  if (!n->stopping || !n->drained || n->snap_running)
+  if (!n->stopping || !n->drained || n->snap_running || provisional_busy(n))
     return;
   /* Give the replies just written a moment to leave the socket buffers. */
   uv_timer_start(&n->stop_timer, on_stop_timer, 200, 0);
@@ -330,6 +335,7 @@ void node_stop(struct node *n) {
   uv_signal_stop(&n->sig_term);
   http_stop(n);
   gossip_stop(n, NULL, NULL);
+  provisional_stop(n);
   checkpoint_stop(n);
   commit_drain(&n->commit, on_drained, n);
 }
@@ -346,6 +352,7 @@ void node_cleanup(struct node *n) {
     checkpoint_mark(n, true);
   journal_close(&n->journal);
   gossip_free(n);
+  provisional_free(n);
   cluster_free(n);
   auth_cleanup(n);
   free(n->rate);

@@ -82,6 +82,7 @@ struct node {
   struct commit_queue commit;
   struct cluster *cluster; /* NULL for a gate that runs alone */
   struct gossip *gossip;   /* in a cluster: the gossip port */
+  struct provisional *pv;  /* in a cluster: provisional admissions */
   bool cluster_mode;
   uint8_t cluster_key[32];
   uint8_t seal_key[32];
