@@ -104,8 +104,11 @@ restart c 3 || exit 1
 check "c replayed its records from disk" grep -q 'provisional admissions replayed.*count=3' "$DIR_c/log"
 check "c's backlog drains once a leader is back" wait_until 20 bash -c "[ \$(curl -s $URL_c/cluster/status | jq .provisional.backlog) = 0 ]"
 check "and c leaves partition mode" eq "$(status "$URL_c" | jq .partition_mode)" false
-inc=$(api GET "$URL_b/incidents" "$ADMIN")
-check "one double entry, replicated" eq "$(jf "$inc" '[.incidents[] | select(.kind == "double_entry")] | length')" 1
+n_double() { jf "$1" '[.incidents[] | select(.kind == "double_entry")] | length'; }
+for _ in $(seq 1 100); do
+  inc=$(api GET "$URL_b/incidents" "$ADMIN"); [ "$(n_double "$inc")" = 1 ] && break; sleep 0.1
+done
+check "one double entry, replicated to b" eq "$(n_double "$inc")" 1
 check "naming both gates, the provisional side and the partition epoch" \
   eq "$(jf "$inc" '.incidents[] | select(.kind == "double_entry") | [.ticket_id, .first.gate, .first.provisional, .second.gate, .second.provisional, .partition_epoch] | map(tostring) | join(",")')" "o3,a,false,c,true,1"
 for t in o2 o4; do
@@ -113,7 +116,7 @@ for t in o2 o4; do
 done
 v=$(verify "$URL_b" o3)
 check "the double-entered ticket is deny-listed" eq "$(echo "$v" | jq -r .reason)" revoked
-check "gate_incidents on every gate" bash -c "for u in $URL_a $URL_b $URL_c; do curl -s \$u/metrics | grep -qx 'gate_incidents 1' || exit 1; done"
+check "gate_incidents on every gate" wait_until 10 bash -c "for u in $URL_a $URL_b $URL_c; do curl -s \$u/metrics | grep -qx 'gate_incidents 1' || exit 1; done"
 check "c's own count of incidents it caused" bash -c "curl -s $URL_c/metrics | grep -qx 'gate_double_entries_found_total 1'"
 check "the provisional log is compacted" wait_until 10 bash -c "[ \$(cat $DIR_c/data/partition.state | cut -d' ' -f2) = 3 ]"
 
