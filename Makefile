@@ -22,11 +22,13 @@ NODE_SRC := $(filter-out node/main.c node/gatectl.c,$(wildcard node/*.c))
 CORE_SRC := $(LIB_SRC) $(LEDGER_SRC) $(METHODS_SRC) $(RAFT_SRC) $(GOSSIP_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
+SIM_SRC := $(filter-out sim/gatesim.c,$(wildcard sim/*.c))
+SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 .PHONY: all deps test test-unit test-integration test-san run bench fuzz clean
-all: $(B)/gated $(B)/gatectl $(UNIT_BIN)
+all: $(B)/gated $(B)/gatectl $(B)/gatesim $(UNIT_BIN)
 
 deps:
 	@bash scripts/deps.sh
@@ -45,6 +47,9 @@ $(B)/gated: $(B)/node/main.o $(B)/libgmnode.a $(B)/libgmcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
 
 $(B)/gatectl: $(B)/node/gatectl.o $(B)/libgmnode.a $(B)/libgmcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
+
+$(B)/gatesim: $(B)/sim/gatesim.o $(SIM_OBJ) $(B)/libgmcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a

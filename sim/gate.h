@@ -1,0 +1,19 @@
+/*
+ * gate.h — one simulated gate (see gate.c).
+ */
+#ifndef GM_SIM_GATE_H
+#define GM_SIM_GATE_H
+
+#include "sim/world.h"
+
+int gate_create(struct world *w, unsigned idx, struct gate **out);
+/* Starts Raft (bootstrapping it with conf the first time) and gossip. */
+int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *conf);
+/* An attendee shows a QR payload at this gate. */
+void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud);
+void gate_crash(struct gate *g);
+void gate_restart(struct gate *g);
+void gate_free(struct gate *g);
+int64_t world_delay(struct world *w, unsigned from, unsigned to);
+
+#endif

@@ -1,0 +1,93 @@
+/* sched.c — the simulator's event queue (see sched.h): a binary heap on
+ * (time, sequence). */
+#include "sim/sched.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/assert.h"
+
+void sched_init(struct sched *s, uint64_t seed) {
+  memset(s, 0, sizeof *s);
+  s->rng = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+  if (s->rng == 0)
+    s->rng = 1;
+}
+
+void sched_free(struct sched *s) {
+  free(s->heap);
+  s->heap = NULL;
+  s->n = s->cap = 0;
+}
+
+static int before(const struct sim_event *a, const struct sim_event *b) {
+  return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+void sched_at(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 1024;
+    s->heap = realloc(s->heap, s->cap * sizeof *s->heap);
+    GM_ASSERT(s->heap != NULL);
+  }
+  if (time < s->now)
+    time = s->now;
+  struct sim_event e = {time, s->seq++, fn, arg, tag};
+  size_t i = s->n++;
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!before(&e, &s->heap[p]))
+      break;
+    s->heap[i] = s->heap[p];
+    i = p;
+  }
+  s->heap[i] = e;
+}
+
+static struct sim_event pop(struct sched *s) {
+  struct sim_event top = s->heap[0];
+  struct sim_event last = s->heap[--s->n];
+  size_t i = 0;
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    const struct sim_event *best = &last;
+    if (l < s->n && before(&s->heap[l], best)) {
+      m = l;
+      best = &s->heap[l];
+    }
+    if (r < s->n && before(&s->heap[r], best))
+      m = r;
+    if (m == i)
+      break;
+    s->heap[i] = s->heap[m];
+    i = m;
+  }
+  if (s->n > 0)
+    s->heap[i] = last;
+  return top;
+}
+
+size_t sched_run_until(struct sched *s, int64_t until) {
+  size_t ran = 0;
+  while (s->n > 0 && s->heap[0].time <= until) {
+    struct sim_event e = pop(s);
+    s->now = e.time;
+    e.fn(e.arg, e.tag);
+    ran++;
+  }
+  s->executed += ran;
+  if (s->now < until)
+    s->now = until;
+  return ran;
+}
+
+uint64_t sim_rand(uint64_t *x) {
+  *x ^= *x >> 12;
+  *x ^= *x << 25;
+  *x ^= *x >> 27;
+  return *x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t sim_below(uint64_t *x, uint64_t n) { return n ? sim_rand(x) % n : 0; }
+
+double sim_unit(uint64_t *x) { return (double)(sim_rand(x) >> 11) / 9007199254740992.0; }

@@ -1,0 +1,64 @@
+/*
+ * simio.h — libraft's raft_io, in memory, on the simulator's clock.
+ *
+ * What a gate persists (term, vote, log, snapshot) lives here and survives a
+ * simulated crash; what is in flight does not: a crash cancels pending
+ * appends and sends, drops messages addressed to the gate, and the next
+ * start loads the persisted state as a real restart would.
+ *
+ * Messages leave through the network callback, which returns the delivery
+ * delay or -1 to drop them (partition, loss); delivery re-checks that the
+ * receiver is up and has not restarted since.
+ */
+#ifndef GM_SIM_SIMIO_H
+#define GM_SIM_SIMIO_H
+
+#include <raft.h>
+#include <stdbool.h>
+
+#include "sim/sched.h"
+
+struct simio;
+
+struct simio_net {
+  void *arg;
+  /* Delay before `to` receives a message from `from`, or -1 to drop it. */
+  int64_t (*delay)(void *arg, unsigned from, unsigned to);
+  /* The simio of gate index `to` (for delivery), or NULL. */
+  struct simio *(*peer)(void *arg, raft_id id);
+};
+
+struct simio_pending;
+
+struct simio {
+  struct raft_io io;
+  struct sched *sched;
+  struct simio_net net;
+  unsigned index;     /* gate index */
+  raft_id id;
+  char address[16];
+  uint64_t gen;       /* bumped by every crash: stale events are ignored */
+  bool up;
+  int64_t disk_ms;    /* latency of an append */
+  /* persisted */
+  raft_term term;
+  raft_id voted_for;
+  struct raft_entry *entries;
+  size_t n;
+  raft_index start_index; /* index of entries[0] */
+  struct raft_snapshot *snapshot;
+  /* running */
+  unsigned tick_ms;
+  raft_io_tick_cb tick_cb;
+  raft_io_recv_cb recv_cb;
+  struct simio_pending *pending; /* requests whose callbacks have not run */
+  uint64_t sent, delivered, dropped;
+};
+
+void simio_init(struct simio *s, struct sched *sched, const struct simio_net *net,
+                unsigned index, raft_id id);
+/* Cancels what is in flight (a crash): callbacks run with RAFT_CANCELED. */
+void simio_crash(struct simio *s);
+void simio_free(struct simio *s);
+
+#endif

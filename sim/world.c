@@ -1,0 +1,339 @@
+/*
+ * world.c — building and running one simulated festival (see sim.h).
+ */
+#include "sim/sim.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/assert.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mpk.h"
+#include "methods/keys.h"
+#include "methods/qr.h"
+#include "sim/gate.h"
+
+static struct world *clock_world;
+static int64_t sim_clock(void) { return clock_world ? SIM_BASE_MS + clock_world->s.now : 0; }
+
+static void seeded(void *arg, void *out, size_t n) {
+  uint8_t *p = out;
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)sim_rand(arg);
+}
+
+/* The same setup commands on every gate's ledger: what a festival looks
+ * like once the organizer has pushed its tickets. */
+static int apply_all(struct world *w, const struct ledger_cmd *c) {
+  struct mpk_w mw;
+  mpk_w_init(&mw);
+  ledger_cmd_encode(c, &mw);
+  struct gm_slice sl = {(const uint8_t *)mw.sb.data, mw.sb.size};
+  int rc = 0;
+  for (unsigned i = 0; i < w->cfg.gates && rc == 0; i++) {
+    struct ledger_result res;
+    rc = ledger_apply_batch(w->g[i]->ledger, &sl, 1, &res);
+    if (rc == 0 && res.rc != 0)
+      rc = res.rc;
+  }
+  mpk_w_free(&mw);
+  return rc;
+}
+
+static void cmd_init(struct ledger_cmd *c, int op, const char *rid) {
+  memset(c, 0, sizeof *c);
+  c->op = op;
+  snprintf(c->rid, sizeof c->rid, "%s", rid);
+  c->ts_ms = SIM_BASE_MS - 3600000;
+  strcpy(c->gate, "office");
+  strcpy(c->actor, "organizer");
+}
+
+static int setup_ledgers(struct world *w) {
+  struct ledger_cmd c;
+  cmd_init(&c, LEDGER_OP_EVENT_CREATE, "setup-event");
+  strcpy(c.u.event.id, "fest");
+  snprintf(c.u.event.name, sizeof c.u.event.name, "%s", w->cfg.name);
+  c.u.event.starts_ms = SIM_BASE_MS - 3600000;
+  c.u.event.ends_ms = SIM_BASE_MS + w->cfg.duration_ms + 86400000LL;
+  c.u.event.policy = w->cfg.policy;
+  c.u.event.offline_budget = w->cfg.budget;
+  int rc = apply_all(w, &c);
+  if (rc != 0)
+    return rc;
+  /* The signing key, from the seed: same seed, same payloads. */
+  struct method_env env;
+  memset(&env, 0, sizeof env);
+  env.now_ms = SIM_BASE_MS - 3600000;
+  env.cfg = &w->mcfg;
+  env.seal_key = w->seal_key;
+  env.random = seeded;
+  env.random_arg = &w->s.rng;
+  if ((rc = ledger_rd_begin(w->g[0]->ledger, &env.rd)) != 0)
+    return rc;
+  rc = keys_new_cmd(&env, &c);
+  ledger_rd_end(env.rd);
+  if (rc != 0)
+    return rc;
+  snprintf(c.rid, sizeof c.rid, "setup-key");
+  c.ts_ms = env.now_ms;
+  strcpy(c.gate, "office");
+  if ((rc = apply_all(w, &c)) != 0)
+    return rc;
+  if ((rc = ledger_rd_begin(w->g[0]->ledger, &env.rd)) != 0)
+    return rc;
+  rc = keys_signing(&env, &w->kid, w->sk);
+  ledger_rd_end(env.rd);
+  if (rc != 0)
+    return rc;
+  /* Tickets, in batches. */
+  uint32_t n = w->cfg.attendees;
+  struct ledger_ticket_spec *specs = calloc(LEDGER_BATCH_TICKETS_MAX, sizeof *specs);
+  for (uint32_t at = 0; at < n && rc == 0; at += LEDGER_BATCH_TICKETS_MAX) {
+    uint32_t k = n - at < LEDGER_BATCH_TICKETS_MAX ? n - at : LEDGER_BATCH_TICKETS_MAX;
+    for (uint32_t i = 0; i < k; i++) {
+      memset(&specs[i], 0, sizeof specs[i]);
+      snprintf(specs[i].id, sizeof specs[i].id, "t%" PRIu32, at + i);
+      strcpy(specs[i].event_id, "fest");
+      snprintf(specs[i].holder, sizeof specs[i].holder, "h%" PRIu32, at + i);
+    }
+    char rid[32];
+    snprintf(rid, sizeof rid, "setup-tickets-%" PRIu32, at);
+    cmd_init(&c, LEDGER_OP_TICKET_CREATE, rid);
+    c.u.tickets.v = specs;
+    c.u.tickets.n = k;
+    rc = apply_all(w, &c);
+  }
+  free(specs);
+  return rc;
+}
+
+static char *issue(struct world *w, uint32_t attendee, uint32_t version) {
+  char tid[16], text[QR_TEXT_MAX];
+  snprintf(tid, sizeof tid, "t%" PRIu32, attendee);
+  uint32_t issued = (uint32_t)((SIM_BASE_MS - 3600000) / 1000);
+  uint32_t expires = (uint32_t)((SIM_BASE_MS + w->cfg.duration_ms + w->cfg.settle_ms) / 1000 + 86400);
+  if (qr_issue(text, sizeof text, w->kid, w->sk, issued, expires, version, tid, NULL) != 0)
+    return NULL;
+  return strdup(text);
+}
+
+/* --------------------------------------------------------------- events */
+
+struct arrival {
+  struct world *w;
+  uint32_t attendee;
+  unsigned gate;
+  uint8_t kind; /* 0 holder, 1 screenshot at another gate, 2 stale payload */
+};
+
+static void on_arrival(void *arg, uint64_t unused) {
+  (void)unused;
+  struct arrival *a = arg;
+  struct world *w = a->w;
+  unsigned g = a->gate;
+  for (unsigned k = 0; k < w->cfg.gates && !w->g[g]->up; k++)
+    g = (g + 1) % w->cfg.gates; /* that gate is down: the next one */
+  if (w->g[g]->up) {
+    const char *p = a->kind == 2 ? w->stale[a->attendee] : w->payload[a->attendee];
+    if (p != NULL)
+      gate_verify(w->g[g], a->attendee, p, a->kind != 0);
+  }
+  free(a);
+}
+
+static void schedule_arrival(struct world *w, int64_t at, uint32_t attendee, unsigned gate,
+                             uint8_t kind) {
+  struct arrival *a = malloc(sizeof *a);
+  *a = (struct arrival){w, attendee, gate, kind};
+  sched_at(&w->s, at, on_arrival, a, 0);
+}
+
+static void on_phase(void *arg, uint64_t i) {
+  struct world *w = arg;
+  const struct sim_phase *p = &w->cfg.phases[i];
+  if (p->kind == PH_PARTITION) {
+    memcpy(w->comp, p->comp, sizeof w->comp);
+  } else if (p->kind == PH_HEAL) {
+    memset(w->comp, 0, sizeof w->comp);
+    w->last_heal_ms = w->s.now;
+    w->converged_ms = -1;
+  } else if (p->kind == PH_CRASH) {
+    gate_crash(w->g[p->gate - 1]);
+  }
+}
+
+static void on_restart(void *arg, uint64_t gate) {
+  struct world *w = arg;
+  gate_restart(w->g[gate]);
+}
+
+static void on_final_heal(void *arg, uint64_t unused) {
+  (void)unused;
+  struct world *w = arg;
+  memset(w->comp, 0, sizeof w->comp);
+  for (unsigned i = 0; i < w->cfg.gates; i++)
+    gate_restart(w->g[i]);
+  if (w->last_heal_ms < 0) { /* the scenario never healed: this is the heal */
+    w->last_heal_ms = w->s.now;
+    w->converged_ms = -1;
+  }
+}
+
+/* Converged: every live gate applied the same entries and has no backlog. */
+static void on_watch(void *arg, uint64_t unused) {
+  (void)unused;
+  struct world *w = arg;
+  if (w->stopping)
+    return;
+  sched_in(&w->s, 100, on_watch, w, 0);
+  if (w->last_heal_ms < 0 || w->converged_ms >= 0)
+    return;
+  uint64_t applied = 0;
+  for (unsigned i = 0; i < w->cfg.gates; i++) {
+    struct gate *g = w->g[i];
+    if (!g->up || g->raft == NULL)
+      return;
+    for (size_t k = 0; k < g->n_own; k++)
+      if (!g->own[k].settled)
+        return;
+    uint64_t a = ledger_applied_seq(g->ledger);
+    if (i > 0 && a != applied)
+      return;
+    applied = a;
+  }
+  w->converged_ms = w->s.now - w->last_heal_ms;
+}
+
+/* ------------------------------------------------------------------ run */
+
+int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
+  memset(w, 0, sizeof *w);
+  w->cfg = *cfg;
+  w->seed = seed;
+  w->last_heal_ms = -1;
+  w->converged_ms = -1;
+  sched_init(&w->s, seed);
+  clock_world = w;
+  gm_log_set_clock(sim_clock);
+  gm_log_set_level(GM_LOG_ERROR);
+  method_config_default(&w->mcfg);
+  w->mcfg.enabled_qr = true;
+  seeded(&w->s.rng, w->seal_key, sizeof w->seal_key);
+  const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  snprintf(w->root, sizeof w->root, "%s/gatesim.XXXXXX", base);
+  if (mkdtemp(w->root) == NULL)
+    return GM_EIO;
+  int rc = 0;
+  for (unsigned i = 0; i < cfg->gates && rc == 0; i++)
+    rc = gate_create(w, i, &w->g[i]);
+  if (rc == 0)
+    rc = setup_ledgers(w);
+  if (rc != 0)
+    return rc;
+  /* Attendees: a payload each; transferred tickets also leave a stale one
+   * with the previous holder. */
+  w->payload = calloc(cfg->attendees, sizeof *w->payload);
+  w->stale = calloc(cfg->attendees, sizeof *w->stale);
+  struct ledger_cmd c;
+  for (uint32_t a = 0; a < cfg->attendees; a++) {
+    bool moved = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer;
+    if (moved) {
+      char rid[32];
+      snprintf(rid, sizeof rid, "setup-transfer-%" PRIu32, a);
+      cmd_init(&c, LEDGER_OP_TICKET_TRANSFER, rid);
+      snprintf(c.u.transfer.ticket_id, sizeof c.u.transfer.ticket_id, "t%" PRIu32, a);
+      snprintf(c.u.transfer.to_holder, sizeof c.u.transfer.to_holder, "n%" PRIu32, a);
+      if ((rc = apply_all(w, &c)) != 0)
+        return rc;
+      w->stale[a] = issue(w, a, 1);
+    }
+    w->payload[a] = issue(w, a, moved ? 2 : 1);
+  }
+  struct raft_configuration conf;
+  raft_configuration_init(&conf);
+  for (unsigned i = 0; i < cfg->gates; i++)
+    raft_configuration_add(&conf, w->g[i]->id, w->g[i]->io.address,
+                           i < cfg->voters ? RAFT_VOTER : RAFT_STANDBY);
+  for (unsigned i = 0; i < cfg->gates && rc == 0; i++)
+    rc = gate_start(w->g[i], true, &conf);
+  raft_configuration_close(&conf);
+  if (rc != 0)
+    return rc;
+  /* The day: arrivals peak in the middle of the window (a triangle). */
+  int64_t span = cfg->close_ms - cfg->open_ms;
+  int64_t last = 0;
+  for (uint32_t a = 0; a < cfg->attendees; a++) {
+    double u = (sim_unit(&w->s.rng) + sim_unit(&w->s.rng)) / 2;
+    int64_t at = cfg->open_ms + (int64_t)(u * (double)span);
+    unsigned gate = (unsigned)sim_below(&w->s.rng, cfg->gates);
+    schedule_arrival(w, at, a, gate, 0);
+    if (cfg->fraud > 0 && sim_unit(&w->s.rng) < cfg->fraud) {
+      unsigned other = (gate + 1 + (unsigned)sim_below(&w->s.rng, cfg->gates - 1)) % cfg->gates;
+      int64_t t2 = at + (int64_t)sim_below(&w->s.rng, 120000);
+      schedule_arrival(w, t2, a, other, 1);
+      last = t2 > last ? t2 : last;
+    }
+    if (w->stale[a] != NULL) {
+      int64_t t3 = cfg->open_ms + (int64_t)sim_below(&w->s.rng, (uint64_t)span);
+      schedule_arrival(w, t3, a, (unsigned)sim_below(&w->s.rng, cfg->gates), 2);
+    }
+    last = at > last ? at : last;
+  }
+  int64_t phases_end = 0;
+  for (unsigned i = 0; i < cfg->n_phases; i++) {
+    const struct sim_phase *p = &cfg->phases[i];
+    sched_at(&w->s, p->at_ms, on_phase, w, i);
+    int64_t e = p->at_ms;
+    if (p->kind == PH_CRASH) {
+      sched_at(&w->s, p->at_ms + p->down_ms, on_restart, w, p->gate - 1);
+      e += p->down_ms;
+    }
+    phases_end = e > phases_end ? e : phases_end;
+  }
+  int64_t end = cfg->duration_ms;
+  int64_t heal_at = (last > phases_end ? last : phases_end) + 1000;
+  if (heal_at + cfg->settle_ms > end)
+    end = heal_at + cfg->settle_ms;
+  sched_at(&w->s, heal_at, on_final_heal, w, 0);
+  sched_at(&w->s, 100, on_watch, w, 0);
+  sched_run_until(&w->s, end);
+  w->end_ms = end;
+  return 0;
+}
+
+void world_free(struct world *w) {
+  /* Every gate stops; what is still in flight is delivered to no one, and
+   * the queue runs dry (each queued event owns its argument). */
+  w->stopping = true;
+  for (unsigned i = 0; i < w->cfg.gates; i++)
+    if (w->g[i])
+      gate_crash(w->g[i]);
+  while (w->s.n > 0)
+    sched_run_until(&w->s, w->s.heap[0].time);
+  for (unsigned i = 0; i < w->cfg.gates; i++)
+    gate_free(w->g[i]);
+  for (uint32_t a = 0; w->payload && a < w->cfg.attendees; a++) {
+    free(w->payload[a]);
+    free(w->stale[a]);
+  }
+  free(w->payload);
+  free(w->stale);
+  for (size_t i = 0; i < w->n_cmds; i++)
+    free(w->cmds[i]);
+  free(w->cmds);
+  free(w->cmd_len);
+  free(w->v);
+  sched_free(&w->s);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->root);
+  if (system(cmd) != 0) {
+  }
+  sodium_memzero(w->sk, sizeof w->sk);
+  clock_world = NULL;
+}

@@ -1,0 +1,152 @@
+/*
+ * world.h — the simulated festival: gates running the node core (ledger,
+ * methods, admission policy, gossip, libraft) on one simulated clock and
+ * network, a scenario driving attendees, partitions and crashes, and the
+ * record of every verdict for the invariant checker.
+ */
+#ifndef GM_SIM_WORLD_H
+#define GM_SIM_WORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gossip/admit.h"
+#include "gossip/prov.h"
+#include "gossip/swim.h"
+#include "ledger/ledger.h"
+#include "methods/method.h"
+#include "raft/fsm.h"
+#include "sim/sched.h"
+#include "sim/simio.h"
+
+#define SIM_GATES_MAX 256
+#define SIM_PHASES_MAX 64
+#define SIM_BASE_MS 1800000000000LL /* simulated wall clock at t = 0 */
+
+enum sim_phase_kind { PH_PARTITION = 1, PH_HEAL, PH_CRASH };
+
+struct sim_phase {
+  int kind;
+  int64_t at_ms;
+  int comp[SIM_GATES_MAX]; /* PH_PARTITION: component of each gate */
+  unsigned gate;           /* PH_CRASH */
+  int64_t down_ms;
+};
+
+struct sim_cfg {
+  char name[64];
+  unsigned gates, voters;
+  uint32_t attendees;
+  int64_t duration_ms;
+  int64_t open_ms, close_ms;   /* arrivals window */
+  int64_t latency_ms, jitter_ms;
+  double loss, dup;
+  int policy;                  /* LEDGER_POLICY_* of the event */
+  uint32_t budget;
+  int64_t wait_ms, request_timeout_ms;
+  uint32_t heartbeat_ms, election_ms;
+  double fraud;                /* attendees whose screenshot is shown at another gate too */
+  double transfer;             /* tickets transferred before their holder arrives */
+  struct sim_phase phases[SIM_PHASES_MAX];
+  unsigned n_phases;
+  int64_t settle_ms;           /* after the last phase and arrival: time to converge */
+  /* faults planted on purpose, to prove the checker finds them */
+  bool fault_skip_fsync;
+  bool fault_no_heard_check;
+};
+
+int sim_cfg_load(struct sim_cfg *c, const char *path, char *err, size_t errlen);
+void sim_cfg_default(struct sim_cfg *c);
+
+/* One verdict given to an attendee (what the checker and the report read). */
+struct verdict {
+  uint32_t attendee;
+  unsigned gate;
+  int64_t at_ms, decided_ms;
+  bool admitted, provisional, fraud;
+  int reason;
+  uint64_t origin, seq, epoch; /* provisional ones */
+  int comp;                    /* the gate's component when it decided */
+  char ticket[16];
+};
+
+struct own_rec {
+  uint64_t seq;
+  uint8_t *cmd;
+  size_t len;
+  bool durable, settled, inflight;
+  int64_t proposed_ms;
+};
+
+struct req;
+
+struct gate {
+  struct world *w;
+  unsigned idx;
+  uint64_t id;
+  char name[16];
+  bool up;
+  uint64_t gen;
+  char dir[160];
+  struct ledger *ledger;
+  struct simio io;
+  struct raft *raft;
+  struct gm_fsm fsm;
+  bool closing;
+  struct swim *swim;
+  struct prov *prov;
+  struct admit_budget budget;
+  uint64_t epoch;
+  bool partition_mode;
+  struct own_rec *own;
+  size_t n_own, cap_own;
+  uint64_t next_seq;
+  struct req *reqs; /* waiting for a commit */
+  /* leader side: commands to propose, each with where to send its result */
+  struct qitem *queue;
+  size_t n_queue, cap_queue;
+  struct pbatch *batches;
+  uint64_t next_token;
+  uint64_t next_req;
+  int64_t last_prune_ms, last_digest_ms, last_backlog_ms;
+  size_t digest_turn;
+  uint64_t admitted, provisional, incidents_seen;
+  int64_t down_until;
+};
+
+struct world {
+  struct sim_cfg cfg;
+  uint64_t seed;
+  struct sched s;
+  struct gate *g[SIM_GATES_MAX];
+  int comp[SIM_GATES_MAX];
+  char root[128];
+  uint8_t seal_key[32];
+  struct method_config mcfg;
+  uint32_t kid;
+  uint8_t sk[64];
+  /* attendees: the QR payload each holds, and a stale one (from before a
+   * transfer) that a fraudster shows */
+  char **payload;
+  char **stale;
+  /* verdicts */
+  struct verdict *v;
+  size_t n_v, cap_v;
+  /* commands of every admission, for the replay check */
+  uint8_t **cmds;
+  size_t *cmd_len;
+  size_t n_cmds, cap_cmds;
+  /* budget check: provisional admissions per (gate, epoch) */
+  uint64_t messages, gossip_msgs, dropped;
+  int64_t converged_ms; /* when every live gate had the same ledger after the last heal */
+  int64_t last_heal_ms;
+  int64_t end_ms;
+  uint64_t incidents; /* in the final ledger */
+  bool stopping;
+  char violation[512];
+  unsigned violations;
+  bool quiet;
+};
+
+#endif
