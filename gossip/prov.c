@@ -84,17 +84,39 @@ static size_t find_seq(const struct origin *o, uint64_t seq, bool *found) {
   return lo;
 }
 
+/* Every record is in the index (linear probing); records of one
+ * credential sit along one probe chain in the order they were heard, so a
+ * lookup finds the first heard that is still held. */
 static void index_put(struct prov *p, struct prov_rec *r) {
   size_t mask = p->index_cap - 1, i = (size_t)hash(p, r->key, r->key_len) & mask;
-  for (;; i = (i + 1) & mask) {
-    struct prov_rec *e = p->index[i];
-    if (e == NULL) {
-      p->index[i] = r;
+  while (p->index[i] != NULL)
+    i = (i + 1) & mask;
+  p->index[i] = r;
+}
+
+/* Removes r, shifting back the entries after it that probed past its slot
+ * (no tombstones: lookups stay short however much is pruned). */
+static void index_del(struct prov *p, const struct prov_rec *r) {
+  size_t mask = p->index_cap - 1, i = (size_t)hash(p, r->key, r->key_len) & mask;
+  while (p->index[i] != r) {
+    if (p->index[i] == NULL)
       return;
-    }
-    if (e->key_len == r->key_len && memcmp(e->key, r->key, r->key_len) == 0)
-      return; /* the first heard stays */
+    i = (i + 1) & mask;
   }
+  for (size_t j = i;;) {
+    j = (j + 1) & mask;
+    struct prov_rec *e = p->index[j];
+    if (e == NULL)
+      break;
+    size_t home = (size_t)hash(p, e->key, e->key_len) & mask;
+    /* e stays if its home lies cyclically in (i, j]. */
+    bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays)
+      continue;
+    p->index[i] = e;
+    i = j;
+  }
+  p->index[i] = NULL;
 }
 
 const struct prov_rec *prov_lookup(const struct prov *p, const uint8_t *key, size_t len) {
@@ -209,10 +231,10 @@ void prov_prune(struct prov *p, uint64_t origin, uint64_t upto) {
   while (k < o->n && o->recs[k]->seq <= upto)
     k++;
   if (k > 0) {
-    /* The index points into these: rebuild it from what stays. */
-    memset(p->index, 0, p->index_cap * sizeof *p->index);
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
+      index_del(p, o->recs[i]);
       free(o->recs[i]);
+    }
     memmove(o->recs, o->recs + k, (o->n - k) * sizeof *o->recs);
     o->n -= k;
     p->count -= k;
@@ -221,13 +243,6 @@ void prov_prune(struct prov *p, uint64_t origin, uint64_t upto) {
   if (o->contig < upto)
     o->contig = upto;
   advance(o);
-  if (k > 0) {
-    /* first-heard order within an origin is kept; across origins the
-     * earlier-indexed record wins again, which a double entry shows anyway */
-    for (size_t i = 0; i < p->n_origins; i++)
-      for (size_t j = 0; j < p->origins[i].n; j++)
-        index_put(p, p->origins[i].recs[j]);
-  }
 }
 
 int prov_digest(const struct prov *p, uint8_t *out, size_t cap) {

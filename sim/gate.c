@@ -786,7 +786,7 @@ static void swim_up(struct gate *g) {
   struct swim_io io = {.arg = g, .send = swim_send, .changed = swim_changed};
   g->swim = swim_create(&sc, g->id, g->name, sim_rand(&w->s.rng), &io, w->s.now);
   static const uint8_t hk[16] = {7, 7, 7};
-  g->prov = prov_create(1u << 20, hk);
+  g->prov = prov_create(1u << 18, hk);
   /* This gate's own records survive a restart (they were synced); what it
    * had heard from others does not. */
   for (size_t i = 0; i < g->n_own; i++) {

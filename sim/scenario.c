@@ -40,23 +40,30 @@ void sim_cfg_default(struct sim_cfg *c) {
   c->settle_ms = 120000;
 }
 
+/* "500ms", "45s", "30m", "2h30m", "1.5h"; a bare number is milliseconds. */
 static int duration(const char *s, int64_t *out) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || v < 0)
-    return -1;
-  double mul = 1;
-  if (strcmp(end, "ms") == 0 || *end == 0)
-    mul = 1;
-  else if (strcmp(end, "s") == 0)
-    mul = 1000;
-  else if (strcmp(end, "m") == 0)
-    mul = 60000;
-  else if (strcmp(end, "h") == 0)
-    mul = 3600000;
-  else
-    return -1;
-  *out = (int64_t)(v * mul);
+  double total = 0;
+  const char *p = s;
+  do {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || v < 0)
+      return -1;
+    double mul = 1;
+    if (strncmp(end, "ms", 2) == 0)
+      end += 2;
+    else if (*end == 's')
+      mul = 1000, end++;
+    else if (*end == 'm')
+      mul = 60000, end++;
+    else if (*end == 'h')
+      mul = 3600000, end++;
+    else if (*end != 0 || p != s)
+      return -1;
+    total += v * mul;
+    p = end;
+  } while (*p);
+  *out = (int64_t)total;
   return 0;
 }
 

@@ -218,3 +218,38 @@ Test(prov, push_and_digest_messages) {
   prov_destroy(b);
   prov_destroy(c);
 }
+
+Test(prov, index_stays_exact_through_pruning) {
+  /* Against a model: after every prune, a credential is found exactly when a
+   * held record has it, and what is found has that credential. */
+  struct prov *p = prov_create(4000, HK);
+  uint64_t seqs[6] = {0};
+  uint32_t x = 12345;
+  for (int i = 0; i < 3000; i++) {
+    x = x * 1103515245u + 12345u;
+    uint64_t o = 1 + (x >> 8) % 5;
+    char cred[16];
+    snprintf(cred, sizeof cred, "c%u", (x >> 12) % 300);
+    struct prov_rec r = rec(o, ++seqs[o], cred);
+    cr_assert_eq(prov_add(p, &r), 1);
+  }
+  for (int round = 0; round < 10; round++) {
+    uint64_t o = 1 + (uint64_t)round % 5;
+    prov_prune(p, o, seqs[o] * (uint64_t)(round + 1) / 10);
+    for (int c = 0; c < 300; c++) {
+      char cred[16];
+      snprintf(cred, sizeof cred, "c%d", c);
+      bool held = false;
+      for (uint64_t oo = 1; oo <= 5 && !held; oo++)
+        for (uint64_t s = 1; s <= seqs[oo] && !held; s++) {
+          const struct prov_rec *r = prov_get(p, oo, s);
+          held = r && r->key_len == strlen(cred) && memcmp(r->key, cred, r->key_len) == 0;
+        }
+      const struct prov_rec *f = prov_lookup(p, (const uint8_t *)cred, strlen(cred));
+      cr_assert_eq(f != NULL, held, "round %d credential %s", round, cred);
+      if (f)
+        cr_assert(f->key_len == strlen(cred) && memcmp(f->key, cred, f->key_len) == 0);
+    }
+  }
+  prov_destroy(p);
+}
