@@ -27,7 +27,7 @@ SIM_OBJ := $(SIM_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test test-unit test-integration test-sim test-san run bench fuzz clean
+.PHONY: all deps test test-unit test-integration test-sim test-partition test-san run bench fuzz clean
 all: $(B)/gated $(B)/gatectl $(B)/gatesim $(UNIT_BIN)
 
 deps:
@@ -70,13 +70,17 @@ test-integration: all
 test-sim: all
 	@bash tests/sim/run.sh $(B)
 
+# Five gates in network namespaces (root only; skipped otherwise).
+test-partition: all
+	@bash tests/partition/test_netns.sh $(B)
+
 # Everything twice: the optimised build, then ASan+UBSan (abort on any report).
 test: deps
 	@mkdir -p build && : > build/test-counts
-	@$(MAKE) --no-print-directory test-unit test-integration test-sim
+	@$(MAKE) --no-print-directory test-unit test-integration test-sim test-partition
 	@SIM_SEEDS=4 $(MAKE) --no-print-directory B=build/san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  test-unit test-integration test-sim
+	  test-unit test-integration test-sim test-partition
 	@GM_RECORD_COUNTS=1 FUZZ_SECONDS=5 bash tests/fuzz/run.sh
 	@bash tests/summary.sh
 

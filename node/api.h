@@ -95,6 +95,7 @@ void api_healthz(struct api_req *ar);
 void api_metrics(struct api_req *ar);
 void api_cluster_status(struct api_req *ar);
 void api_cluster_token(struct api_req *ar);
+void api_ledger_hash(struct api_req *ar);
 void api_cluster_leave(struct api_req *ar);
 void api_incidents(struct api_req *ar);
 

@@ -423,6 +423,23 @@ void api_cluster_leave(struct api_req *ar) {
   }
 }
 
+/* GET /cluster/ledger-hash: this replica's applied index and the BLAKE2b of
+ * its whole ledger, to check that gates agree (a full scan: for operators
+ * and tests, not for monitoring loops). */
+void api_ledger_hash(struct api_req *ar) {
+  uint8_t h[32];
+  uint64_t applied = ledger_applied_seq(ar->node->ledger);
+  int rc = ledger_hash(ar->node->ledger, h);
+  if (rc != 0) {
+    api_error(ar, rc, NULL);
+    return api_done(ar);
+  }
+  char hex[65];
+  gm_hex(hex, h, sizeof h);
+  api_reply_json(ar, 200, json_pack("{s:I, s:s}", "applied_index", (json_int_t)applied, "hash", hex));
+  api_done(ar);
+}
+
 /* GET /cluster/join-token: what `gated --join ... --join-token` needs. */
 void api_cluster_token(struct api_req *ar) {
   char tok[96];

@@ -54,6 +54,7 @@ static const struct route routes[] = {
     {"GET", "/incidents", LEDGER_ROLE_STAFF, api_incidents},
     {"GET", "/cluster/status", PUBLIC, api_cluster_status},
     {"GET", "/cluster/join-token", LEDGER_ROLE_ADMIN, api_cluster_token},
+    {"GET", "/cluster/ledger-hash", LEDGER_ROLE_ADMIN, api_ledger_hash},
     {"POST", "/cluster/leave", LEDGER_ROLE_ADMIN, api_cluster_leave},
     {"GET", "/.well-known/jwks.json", PUBLIC, api_jwks},
     {"GET", "/healthz", PUBLIC, api_healthz},
