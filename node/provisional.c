@@ -29,7 +29,7 @@
 #define PV_SWEEP_MS 5        /* how often expired waits are looked at */
 #define PV_TICK_MS 200       /* proposing the backlog, pruning */
 #define PV_PRUNE_MS 1000
-#define PV_PROPOSE_MAX 2048  /* own records proposed and not answered yet */
+#define PV_PROPOSE_MAX 8192  /* own records proposed and not answered yet */
 #define PV_PREALLOC ((uint64_t)4 << 20)
 
 /* A verify waiting for its strict attempt, in deadline order. It lives until
@@ -560,6 +560,8 @@ struct prop {
   uint64_t seq;
 };
 
+static void propose_backlog(struct provisional *pv);
+
 static void on_prov_committed(void *arg, const struct ledger_result *res) {
   struct prop *p = arg;
   struct provisional *pv = p->pv;
@@ -576,6 +578,9 @@ static void on_prov_committed(void *arg, const struct ledger_result *res) {
     }
   }
   free(p);
+  /* A backlog drains at the pace the leader commits, not the tick's. */
+  if (pv->inflight == PV_PROPOSE_MAX / 2 && pv->started)
+    propose_backlog(pv);
 }
 
 static void propose_backlog(struct provisional *pv) {

@@ -11,6 +11,9 @@
 #  - the budget held; all gates converge to the same ledger hash;
 #  - a replayed verify changes nothing.
 # Needs root (ip netns); namespaces are removed on exit, pass or fail.
+# PARTITION_BENCH=N (bench/partition.sh) adds the convergence benchmark: N
+# more provisional admissions on the cut-off side, then the time from the
+# heal until every gate has the same ledger.
 set -u
 cd "$(dirname "$0")/../.."
 B=${1:-build}
@@ -85,6 +88,7 @@ check "gossip sees five" wait_until 20 bash -c "[ \$(ip netns exec $TAG-5 curl -
 
 END=$(( ($(date +%s) + 86400) * 1000 ))
 BUDGET=6
+NB=${PARTITION_BENCH:-0}
 api 1 POST /events "{\"id\":\"fest\",\"name\":\"Field\",\"starts_ms\":0,\"ends_ms\":$END,\"offline_policy\":\"available\",\"offline_budget\":$BUDGET}" >/dev/null
 T=40
 body='{"tickets":['; for i in $(seq 1 $T); do body+="{\"event_id\":\"fest\",\"holder\":\"h$i\",\"id\":\"p$i\"},"; done
@@ -92,6 +96,22 @@ api 1 POST /tickets/batch "${body%,}]}" >/dev/null
 mkdir -p "$TMP/qr"
 for i in $(seq 1 $T); do api 1 POST "/tickets/p$i/methods/qr/generate" '{"ttl_s":3600}' | jq -r .payload > "$TMP/qr/p$i"; done
 check "setup: $T QR payloads" test "$(cat "$TMP"/qr/p* | grep -c .)" = $T
+if [ "$NB" -gt 0 ]; then
+  # Tickets for the benchmark reach every gate before the split; their QR
+  # payloads are signed offline with the cluster's key (bench/mkcreds).
+  api 1 POST /events "{\"id\":\"bench\",\"name\":\"Bench\",\"starts_ms\":0,\"ends_ms\":$END,\"offline_policy\":\"available\",\"offline_budget\":$((NB * 2))}" >/dev/null
+  for s0 in $(seq 0 10000 $((NB - 1))); do
+    e=$(( s0 + 10000 < NB ? s0 + 10000 : NB ))
+    printf '{"tickets":[%s]}' "$(seq $((s0 + 1)) $e | sed 's/.*/{"event_id":"bench","holder":"b","id":"b&"}/' | paste -sd,)" > "$TMP/tb"
+    api 1 POST /tickets/batch "$(cat "$TMP/tb")" > /dev/null
+  done
+  tickets_at() { nsx "$1" curl -s http://127.0.0.1:8080/metrics | awk '$1 == "gate_tickets" {print $2}'; }
+  for _ in $(seq 1 1200); do
+    ok=1; for k in $(seq 1 $N); do [ "$(tickets_at "$k")" -ge $((NB + T)) ] || ok=0; done
+    [ $ok = 1 ] && break; sleep 0.1
+  done
+  "$PWD/$B/bench/mkcreds" "$TMP/g1/data" qr-for "$NB" "$TMP/bodies" b
+fi
 voters=$(status 1 | jq -r '[.members[] | select(.role == "voter") | .id] | sort | join(",")')
 # The split: the leader and one more voter stay together with one standby;
 # the third voter and the other standby are cut off.
@@ -152,21 +172,45 @@ check "majority not" eq "$(status "$a1" | jq .partition_mode)" false
 nsx "$m1" bash -c "head -c 700 /dev/urandom > /dev/udp/$(ip_of "$m2")/7000"
 nsx "$a1" bash -c "head -c 700 /dev/urandom > /dev/udp/$(ip_of "$a2")/7000"
 
+if [ "$NB" -gt 0 ]; then
+  prov_admitted() { nsx "$1" curl -s http://127.0.0.1:8080/metrics | awk '$1 == "gate_provisional_total{result=\"admitted\"}" {print $2}'; }
+  base=$(prov_admitted "$m2")
+  t0=$(date +%s%N)
+  nsx "$m2" wrk -t1 -c64 -d600s -s bench/verify.lua http://127.0.0.1:8080 -- "$TMP/bodies" "$TOKEN" 1 > "$TMP/wrk" 2>&1 &
+  wrk_pid=$!
+  for _ in $(seq 1 6000); do [ $(( $(prov_admitted "$m2") - base )) -ge "$NB" ] && break; sleep 0.1; done
+  kill "$wrk_pid" 2>/dev/null; wait "$wrk_pid" 2>/dev/null
+  t1=$(date +%s%N)
+  got=$(( $(prov_admitted "$m2") - base ))
+  echo "bench: $got provisional admissions on the cut-off side in $(( (t1 - t0) / 1000000 )) ms"
+  check "the benchmark's admissions wait in the backlog" test "$(status "$m2" | jq .provisional.backlog)" -ge "$NB"
+fi
+
 # --- heal -------------------------------------------------------------------------
 for k in $(seq 1 $N); do nsx "$k" nft delete table inet gmsplit; done
 t_heal=$(date +%s%N)
-converged() {
-  local ref="" h
+converged() { # every backlog empty, every gate at the same applied index
+  local ref="" a
   for k in $(seq 1 $N); do
-    [ "$(status "$k" | jq .provisional.backlog)" = 0 ] || return 1
-    h=$(api "$k" GET /cluster/ledger-hash | jq -r .hash)
-    [ -z "$ref" ] && ref=$h
-    [ "$h" = "$ref" ] && [ -n "$h" ] || return 1
+    st=$(status "$k")
+    [ "$(echo "$st" | jq .provisional.backlog)" = 0 ] || return 1
+    a=$(echo "$st" | jq .applied_index)
+    [ -z "$ref" ] && ref=$a
+    [ "$a" = "$ref" ] || return 1
   done
 }
-check "after the heal every gate converges to one ledger hash" wait_until 30 converged
+same_hash() {
+  local ref="" h
+  for k in $(seq 1 $N); do
+    h=$(api "$k" GET /cluster/ledger-hash | jq -r .hash)
+    [ -z "$ref" ] && ref=$h
+    [ -n "$h" ] && [ "$h" = "$ref" ] || return 1
+  done
+}
+check "after the heal every gate drains and reaches one applied index" wait_until $((30 + NB / 1000)) converged
 t_conv=$(date +%s%N)
-echo "converged $(( (t_conv - t_heal) / 1000000 )) ms after the heal"
+check "with one ledger hash" wait_until 10 same_hash
+echo "converged $(( (t_conv - t_heal) / 1000000 )) ms after the heal (backlog $((NB + 6)) provisional admissions)"
 
 # --- invariants over the API ---------------------------------------------------------
 check "at most one strict admission per credential" \
