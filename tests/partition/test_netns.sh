@@ -103,7 +103,8 @@ if [ "$NB" -gt 0 ]; then
   for s0 in $(seq 0 10000 $((NB - 1))); do
     e=$(( s0 + 10000 < NB ? s0 + 10000 : NB ))
     printf '{"tickets":[%s]}' "$(seq $((s0 + 1)) $e | sed 's/.*/{"event_id":"bench","holder":"b","id":"b&"}/' | paste -sd,)" > "$TMP/tb"
-    api 1 POST /tickets/batch "$(cat "$TMP/tb")" > /dev/null
+    nsx 1 curl -s -m 60 http://127.0.0.1:8080/tickets/batch -H "Authorization: Bearer $TOKEN" \
+      --data-binary @"$TMP/tb" > /dev/null
   done
   tickets_at() { nsx "$1" curl -s http://127.0.0.1:8080/metrics | awk '$1 == "gate_tickets" {print $2}'; }
   for _ in $(seq 1 1200); do
