@@ -177,6 +177,7 @@ struct cluster {
   /* counters for /metrics */
   uint64_t entries_proposed, cmds_proposed, cmds_forwarded, frames_dropped, conns_refused;
   uint64_t retries, no_quorum;
+  int64_t leader_contact_ms; /* the last ping from a leader (they ping every second) */
   int64_t last_refusal_log_ms;
 };
 
@@ -1433,6 +1434,7 @@ static void rpc_leave(struct conn *c, const msgpack_object *m, uint64_t id) {
 
 static void rpc_ping(struct conn *c, uint64_t id) {
   struct cluster *cl = c->cl;
+  cl->leader_contact_ms = now_ms(); /* only a leader pings */
   struct mpk_w w;
   mpk_w_init(&w);
   mpk_map(&w, 4);
@@ -1772,6 +1774,7 @@ int cluster_start(struct node *n) {
     return GM_EIO;
   }
   cl->raft_started = true;
+  cl->leader_contact_ms = now_ms(); /* a grace period for the first ping */
   n->commit.remote = remote_submit;
   n->commit.remote_idle = remote_idle;
   n->commit.remote_arg = cl;
@@ -1929,7 +1932,11 @@ void cluster_summary(struct node *n, struct cluster_summary *out) {
   raft_leader(&cl->raft, &lid, &laddr);
   out->state = (uint8_t)raft_state(&cl->raft);
   out->applied = raft_last_applied(&cl->raft);
-  out->leader = lid;
+  /* A standby never stands for election, so libraft keeps naming the last
+   * leader it heard of however long ago; a leader silent for a few pings is
+   * not reachable, whatever libraft says. */
+  bool heard = now_ms() - cl->leader_contact_ms < CLUSTER_LEADER_CONTACT_MS;
+  out->leader = out->state == RAFT_LEADER || heard ? lid : 0;
 }
 
 void cluster_each_peer(struct node *n, void (*fn)(struct node *n, const char *addr)) {

@@ -55,6 +55,10 @@ void cluster_metrics(struct node *n, char *out, size_t cap);
 /* What gossip says about this gate: its Raft state (RAFT_FOLLOWER,
  * RAFT_CANDIDATE, RAFT_LEADER; 0 before Raft runs), applied index and the
  * leader it knows (0: none). */
+/* A follower that has had no ping from a leader for this long reports no
+ * leader (the leader pings every member every second). */
+#define CLUSTER_LEADER_CONTACT_MS 2500
+
 struct cluster_summary {
   uint8_t state;
   uint64_t applied;
