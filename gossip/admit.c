@@ -3,6 +3,8 @@
  */
 #include "gossip/admit.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 void admit_decide(const struct admit_input *in, struct admit_decision *out) {
@@ -56,4 +58,45 @@ bool admit_budget_take(struct admit_budget *b, const char *event_id) {
   b->ev[b->n].used = 1;
   b->n++;
   return true;
+}
+
+void admit_prov_rid(char out[LEDGER_RID_MAX + 1], uint64_t origin, uint64_t seq) {
+  snprintf(out, LEDGER_RID_MAX + 1, "p-%" PRIx64 "-%" PRIu64, origin, seq);
+}
+
+bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
+  char rid[LEDGER_RID_MAX + 1];
+  admit_prov_rid(rid, r->origin, r->seq);
+  struct ledger_result res;
+  if (ledger_dedup_get(rd, rid, &res) == 0)
+    return true;
+  struct ledger_incident x;
+  if (ledger_incident_get(rd, r->origin, r->seq, &x) == 0)
+    return true;
+  /* Its dedup entry expired: the ticket's use names it. */
+  char tid[LEDGER_ID_MAX + 1];
+  struct ledger_ticket t;
+  if (r->key_len > LEDGER_ID_MAX)
+    return false;
+  memcpy(tid, r->key, r->key_len);
+  tid[r->key_len] = 0;
+  return ledger_ticket_get(rd, tid, &t) == 0 && t.used_origin == r->origin &&
+         t.used_pseq == r->seq;
+}
+
+void admit_prune_settled(struct prov *p, uint64_t self, struct ledger_rd *rd) {
+  uint64_t ids[PROV_ORIGINS_MAX];
+  size_t n = prov_origins(p, ids, PROV_ORIGINS_MAX);
+  for (size_t i = 0; i < n; i++) {
+    if (ids[i] == self)
+      continue;
+    const struct prov_rec *r = prov_first(p, ids[i]);
+    uint64_t upto = 0;
+    while (r != NULL && admit_in_ledger(rd, r)) {
+      upto = r->seq;
+      r = prov_get(p, ids[i], upto + 1);
+    }
+    if (upto > 0)
+      prov_prune(p, ids[i], upto);
+  }
 }

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "gossip/prov.h"
-#include "ledger/types.h"
+#include "ledger/ledger.h"
 
 enum admit_action { ADMIT_STRICT = 0, ADMIT_PROVISIONAL = 1, ADMIT_DENY = 2 };
 
@@ -43,6 +43,16 @@ struct admit_decision {
 };
 
 void admit_decide(const struct admit_input *in, struct admit_decision *out);
+
+/* The request id of provisional admission (origin, seq): the same at every
+ * gate, so the ledger's dedup recognises it whoever proposes it. */
+void admit_prov_rid(char out[LEDGER_RID_MAX + 1], uint64_t origin, uint64_t seq);
+/* Whether the ledger holds the admission: as an applied command or as an
+ * incident. */
+bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r);
+/* Prunes from the store what the ledger holds, origin by origin from the
+ * oldest record up (origin `self` is skipped: its owner prunes its own). */
+void admit_prune_settled(struct prov *p, uint64_t self, struct ledger_rd *rd);
 
 /* Counts of provisional admissions per event in the current epoch, for at
  * most ADMIT_EVENTS_MAX events (a gate past that refuses to admit

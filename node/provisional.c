@@ -394,7 +394,7 @@ static void admit_provisional(struct provisional *pv, struct api_req *ar, pv_don
   }
   struct ledger_cmd c = *strict;
   uint64_t seq = prov_next_seq(pv->store, pv->self);
-  snprintf(c.rid, sizeof c.rid, "p-%" PRIx64 "-%" PRIu64, pv->self, seq);
+  admit_prov_rid(c.rid, pv->self, seq);
   snprintf(c.u.redeem.srid, sizeof c.u.redeem.srid, "%s", strict->rid);
   c.u.redeem.p_origin = pv->self;
   c.u.redeem.p_seq = seq;
@@ -616,26 +616,6 @@ static void propose_backlog(struct provisional *pv) {
   }
 }
 
-/* Whether the ledger has provisional admission (origin, seq) of ticket key. */
-static bool in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
-  char rid[LEDGER_RID_MAX + 1];
-  snprintf(rid, sizeof rid, "p-%" PRIx64 "-%" PRIu64, r->origin, r->seq);
-  struct ledger_result res;
-  if (ledger_dedup_get(rd, rid, &res) == 0)
-    return true;
-  struct ledger_incident x;
-  if (ledger_incident_get(rd, r->origin, r->seq, &x) == 0)
-    return true;
-  char tid[LEDGER_ID_MAX + 1];
-  if (r->key_len > LEDGER_ID_MAX)
-    return false;
-  memcpy(tid, r->key, r->key_len);
-  tid[r->key_len] = 0;
-  struct ledger_ticket t;
-  return ledger_ticket_get(rd, tid, &t) == 0 && t.used_origin == r->origin &&
-         t.used_pseq == r->seq;
-}
-
 static void prune(struct provisional *pv) {
   /* Own: the settled prefix. */
   uint64_t own_upto = 0;
@@ -658,20 +638,7 @@ static void prune(struct provisional *pv) {
   struct ledger_rd *rd;
   if (ledger_rd_begin(pv->n->ledger, &rd) != 0)
     return;
-  uint64_t ids[PROV_ORIGINS_MAX];
-  size_t k = prov_origins(pv->store, ids, PROV_ORIGINS_MAX);
-  for (size_t i = 0; i < k; i++) {
-    if (ids[i] == pv->self)
-      continue;
-    const struct prov_rec *r = prov_first(pv->store, ids[i]);
-    uint64_t upto = 0;
-    while (r != NULL && in_ledger(rd, r)) {
-      upto = r->seq;
-      r = prov_get(pv->store, ids[i], upto + 1);
-    }
-    if (upto > 0)
-      prov_prune(pv->store, ids[i], upto);
-  }
+  admit_prune_settled(pv->store, pv->self, rd);
   ledger_rd_end(rd);
 }
 
@@ -715,7 +682,7 @@ static int replay_fn(void *arg, uint64_t seq, const struct gm_slice *cmds, size_
     }
     struct own *o = &pv->own[pv->n_own - 1];
     o->durable = true;
-    o->settled = rd != NULL && in_ledger(rd, &r);
+    o->settled = rd != NULL && admit_in_ledger(rd, &r);
   }
   if (rd)
     ledger_rd_end(rd);

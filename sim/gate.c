@@ -406,7 +406,7 @@ static void admit_provisional(struct gate *g, size_t vi, const struct ledger_cmd
   }
   uint64_t seq = ++g->next_seq;
   struct ledger_cmd c = *strict;
-  snprintf(c.rid, sizeof c.rid, "p-%" PRIx64 "-%" PRIu64, g->id, seq);
+  admit_prov_rid(c.rid, g->id, seq);
   snprintf(c.u.redeem.srid, sizeof c.u.redeem.srid, "%s", strict->rid);
   c.u.redeem.p_origin = g->id;
   c.u.redeem.p_seq = seq;
@@ -542,17 +542,6 @@ static void propose_backlog(struct gate *g) {
   }
 }
 
-/* Whether the ledger has provisional admission (origin, seq). */
-static bool in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
-  char rid[LEDGER_RID_MAX + 1];
-  snprintf(rid, sizeof rid, "p-%" PRIx64 "-%" PRIu64, r->origin, r->seq);
-  struct ledger_result res;
-  if (ledger_dedup_get(rd, rid, &res) == 0)
-    return true;
-  struct ledger_incident x;
-  return ledger_incident_get(rd, r->origin, r->seq, &x) == 0;
-}
-
 static void prune(struct gate *g) {
   /* Own: drop the settled prefix. */
   size_t k = 0;
@@ -570,20 +559,7 @@ static void prune(struct gate *g) {
   struct ledger_rd *rd;
   if (ledger_rd_begin(g->ledger, &rd) != 0)
     return;
-  uint64_t ids[PROV_ORIGINS_MAX];
-  size_t n = prov_origins(g->prov, ids, PROV_ORIGINS_MAX);
-  for (size_t i = 0; i < n; i++) {
-    if (ids[i] == g->id)
-      continue;
-    const struct prov_rec *r = prov_first(g->prov, ids[i]);
-    uint64_t to = 0;
-    while (r != NULL && in_ledger(rd, r)) {
-      to = r->seq;
-      r = prov_get(g->prov, ids[i], to + 1);
-    }
-    if (to > 0)
-      prov_prune(g->prov, ids[i], to);
-  }
+  admit_prune_settled(g->prov, g->id, rd);
   ledger_rd_end(rd);
 }
 
