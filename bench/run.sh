@@ -6,7 +6,8 @@
 #  2. HTTP POST /verify with wrk, 64 connections, every request a fresh unused
 #     credential, gated pinned to core 0 and wrk to core 1, against a raw h2o
 #     hello handler set up the same way (bench/hello.c).
-#  3. a 3-gate cluster against a 3-member etcd 3.4 cluster (bench/cluster.sh).
+#  3. a 3-gate cluster against a 3-member etcd 3.4 cluster (bench/cluster.sh);
+#  4. partitions (bench/partition.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -79,3 +80,6 @@ curl -s "http://127.0.0.1:$GP/metrics" | grep -E "^gate_commit_(batches|commands
 
 echo "== cluster: 3 gates against 3 etcd members"
 bash bench/cluster.sh "$B"
+
+echo "== partitions"
+bash bench/partition.sh "$B"
