@@ -235,12 +235,20 @@ static void enter_partition(struct gate *g) {
 
 static void leave_partition(struct gate *g) { g->partition_mode = false; }
 
+/* The leader, as the node's cluster_summary reports it: libraft's view,
+ * unless nothing came from a leader for CLUSTER_LEADER_CONTACT_MS (a
+ * standby never clears libraft's stale leader). */
+#define LEADER_CONTACT_MS 2500
+
 static uint64_t leader_of(struct gate *g) {
   if (g->raft == NULL || g->closing)
     return 0;
   raft_id id = 0;
   const char *addr = NULL;
   raft_leader(g->raft, &id, &addr);
+  if (raft_state(g->raft) != RAFT_LEADER &&
+      g->w->s.now - g->io.leader_contact_ms >= LEADER_CONTACT_MS)
+    return 0;
   return id;
 }
 
@@ -797,6 +805,7 @@ int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *
     return GM_EIO;
   g->up = true;
   g->closing = false;
+  g->io.leader_contact_ms = w->s.now; /* a grace period, as the node gives */
   swim_up(g);
   g->last_prune_ms = w->s.now;
   g->last_digest_ms = w->s.now + (int64_t)g->idx * 7 % DIGEST_MS;

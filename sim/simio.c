@@ -308,6 +308,8 @@ static void on_deliver(void *arg, uint64_t unused) {
   t->msg.server_id = t->from->id;
   t->msg.server_address = t->from->address;
   to->delivered++;
+  if (t->msg.type == RAFT_APPEND_ENTRIES)
+    to->leader_contact_ms = to->sched->now;
   /* libraft takes the entries (or snapshot data) it is handed. */
   to->recv_cb(&to->io, &t->msg);
   free(t);

@@ -53,6 +53,7 @@ struct simio {
   raft_io_recv_cb recv_cb;
   struct simio_pending *pending; /* requests whose callbacks have not run */
   uint64_t sent, delivered, dropped;
+  int64_t leader_contact_ms; /* the last AppendEntries received */
 };
 
 void simio_init(struct simio *s, struct sched *sched, const struct simio_net *net,
