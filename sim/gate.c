@@ -704,11 +704,6 @@ static void on_tick(void *arg, uint64_t gen) {
     g->last_prune_ms = now;
     prune(g);
   }
-  if (getenv("GATESIM_DEBUG") && now % 10000 < GATE_TICK_MS && g->raft) {
-    fprintf(stderr, "t=%lld g%u state=%d leader=%llu applied=%llu last=%llu queue=%zu reqs=%p\n",
-            (long long)now, g->idx + 1, raft_state(g->raft), (unsigned long long)leader_of(g),
-            (unsigned long long)raft_last_applied(g->raft), (unsigned long long)raft_last_index(g->raft), g->n_queue, (void *)g->reqs);
-  }
   if (now - g->last_digest_ms >= DIGEST_MS) {
     g->last_digest_ms = now;
     send_digest(g);
