@@ -223,6 +223,14 @@ const struct prov_rec *prov_get(const struct prov *p, uint64_t origin, uint64_t 
   return found ? o->recs[at] : NULL;
 }
 
+void prov_skip(struct prov *p, uint64_t origin, uint64_t upto) {
+  struct origin *o = origin_add(p, origin);
+  if (o == NULL || upto <= o->contig)
+    return;
+  o->contig = upto;
+  advance(o);
+}
+
 void prov_prune(struct prov *p, uint64_t origin, uint64_t upto) {
   struct origin *o = origin_add(p, origin);
   if (o == NULL || upto <= o->pruned)
@@ -385,23 +393,57 @@ int prov_msg_recv(struct prov *p, const uint8_t *body, size_t n,
   if (n < 1)
     return GM_EDECODE;
   if (body[0] == PROV_MSG_DIGEST) {
-    if (reply_cap < 2)
+    const uint8_t *d = body + 1;
+    size_t dn = n - 1;
+    if (dn < 2 || dn != 2 + 16 * (size_t)gm_le16_get(d) || gm_le16_get(d) > PROV_ORIGINS_MAX)
+      return GM_EDECODE;
+    size_t dcount = gm_le16_get(d);
+    /* Where the peer is behind what this store pruned (records the ledger
+     * has), it is told to skip ahead: it will never get those records. */
+    size_t nmarks = 0, room = reply_cap < 3 ? 0 : (reply_cap - 3) / 16 / 4;
+    for (size_t i = 0; i < p->n_origins && nmarks < PROV_MARKS_MAX && nmarks < room; i++) {
+      const struct origin *o = &p->origins[i];
+      uint64_t have = 0;
+      for (size_t k = 0; k < dcount; k++)
+        if (gm_le64_get(d + 2 + 16 * k) == o->id)
+          have = gm_le64_get(d + 10 + 16 * k);
+      if (have < o->pruned) {
+        gm_le64_put(reply + 2 + 16 * nmarks, o->id);
+        gm_le64_put(reply + 10 + 16 * nmarks, o->pruned);
+        nmarks++;
+      }
+    }
+    size_t head = 2 + 16 * nmarks + 1;
+    if (reply_cap < head)
       return GM_ETOOBIG;
-    struct reply_ctx c = {reply, reply_cap, 2, 0};
-    int rc = prov_missing(p, body + 1, n - 1, PROV_REPLY_MAX, reply_add, &c);
+    struct reply_ctx c = {reply, reply_cap, head, 0};
+    int rc = prov_missing(p, d, dn, PROV_REPLY_MAX, reply_add, &c);
     if (rc < 0)
       return rc;
-    if (c.count > 0) {
-      reply[0] = PROV_MSG_PUSH;
-      reply[1] = c.count;
+    if (c.count > 0 || nmarks > 0) {
+      reply[0] = PROV_MSG_ANSWER;
+      reply[1] = (uint8_t)nmarks;
+      reply[head - 1] = c.count;
       *reply_len = c.at;
     }
     return 0;
   }
-  if (body[0] != PROV_MSG_PUSH || n < 2)
+  size_t at, nmarks = 0;
+  if (body[0] == PROV_MSG_ANSWER) {
+    if (n < 3)
+      return GM_EDECODE;
+    nmarks = body[1];
+    if (nmarks > PROV_MARKS_MAX || n < 3 + 16 * nmarks)
+      return GM_EDECODE;
+    at = 2 + 16 * nmarks;
+  } else if (body[0] == PROV_MSG_PUSH && n >= 2) {
+    at = 1;
+  } else {
     return GM_EDECODE;
+  }
   /* Decoded whole before anything is added: a malformed packet adds nothing. */
-  size_t count = body[1], at = 2;
+  size_t count = body[at++];
+  size_t first = at;
   struct prov_rec r;
   for (size_t k = 0; k < count; k++) {
     int len = prov_rec_decode(body + at, n - at, &r);
@@ -411,7 +453,9 @@ int prov_msg_recv(struct prov *p, const uint8_t *body, size_t n,
   }
   if (at != n)
     return GM_EDECODE;
-  at = 2;
+  for (size_t k = 0; k < nmarks; k++)
+    prov_skip(p, gm_le64_get(body + 2 + 16 * k), gm_le64_get(body + 10 + 16 * k));
+  at = first;
   for (size_t k = 0; k < count; k++) {
     at += (size_t)prov_rec_decode(body + at, n - at, &r);
     int rc = prov_add(p, &r);

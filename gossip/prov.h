@@ -59,6 +59,9 @@ size_t prov_count(const struct prov *p);
 
 /* The origins this store knows (at most cap of them); returns how many. */
 size_t prov_origins(const struct prov *p, uint64_t *ids, size_t cap);
+/* Moves origin's contiguous mark to at least upto (a peer pruned those: they
+ * are in its ledger); records held are kept. */
+void prov_skip(struct prov *p, uint64_t origin, uint64_t upto);
 /* The oldest record held of origin, or NULL. */
 const struct prov_rec *prov_first(const struct prov *p, uint64_t origin);
 const struct prov_rec *prov_get(const struct prov *p, uint64_t origin, uint64_t seq);
@@ -79,10 +82,16 @@ int prov_rec_encode(const struct prov_rec *r, uint8_t *out, size_t cap);
 int prov_rec_decode(const uint8_t *p, size_t n, struct prov_rec *r);
 
 /* Messages on the gossip port (the first body byte tells them from SWIM's):
- *   PUSH:   type | count u8 | records       (new admissions, or an answer)
- *   DIGEST: type | digest                   (asks for what the sender lacks) */
+ *   PUSH:   type | count u8 | records                    (new admissions)
+ *   DIGEST: type | digest                                (asks for what the sender lacks)
+ *   ANSWER: type | marks u8 | (origin u64 | upto u64) * marks | count u8 | records
+ *           (what the asker lacks; a mark tells it that this store pruned that
+ *           origin's records up to `upto`, so it skips ahead instead of waiting
+ *           for records nobody will send) */
 #define PROV_MSG_PUSH 0x40
 #define PROV_MSG_DIGEST 0x41
+#define PROV_MSG_ANSWER 0x42
+#define PROV_MARKS_MAX 16
 /* Records in one answer to a digest at most; the next digest asks again. */
 #define PROV_REPLY_MAX 64
 

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     __builtin_trap();
   if (rc == GM_EDECODE && prov_count(p) != before)
     __builtin_trap();
-  if (rlen > sizeof reply || (rlen > 0 && reply[0] != PROV_MSG_PUSH))
+  if (rlen > sizeof reply || (rlen > 0 && reply[0] != PROV_MSG_ANSWER))
     __builtin_trap();
   prov_destroy(p);
   return 0;

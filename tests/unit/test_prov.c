@@ -253,3 +253,39 @@ Test(prov, index_stays_exact_through_pruning) {
   }
   prov_destroy(p);
 }
+
+Test(prov, a_peer_behind_what_was_pruned_skips_ahead) {
+  /* a holds origin 5's records 21..60 (1..20 are in its ledger and pruned);
+   * b knows nothing. Without the skip mark b's contiguous mark would stay
+   * at 0 and every answer would repeat the same first records. */
+  struct prov *a = prov_create(1000, HK), *b = prov_create(1000, HK);
+  for (uint64_t s = 1; s <= 60; s++) {
+    char cred[16];
+    snprintf(cred, sizeof cred, "k%u", (unsigned)s);
+    struct prov_rec r = rec(5, s, cred);
+    cr_assert_eq(prov_add(a, &r), 1);
+  }
+  prov_prune(a, 5, 20);
+  uint8_t dig[1300], ans[1300];
+  size_t alen, unused;
+  for (int round = 0; round < 10 && prov_contiguous(b, 5) < 60; round++) {
+    int dl = prov_msg_digest(b, dig, sizeof dig);
+    cr_assert_eq(prov_msg_recv(a, dig, (size_t)dl, NULL, NULL, ans, sizeof ans, &alen), 0);
+    cr_assert_gt(alen, 0);
+    cr_assert_eq(ans[0], PROV_MSG_ANSWER);
+    cr_assert_eq(prov_msg_recv(b, ans, alen, NULL, NULL, dig, sizeof dig, &unused), 0);
+  }
+  cr_assert_eq(prov_contiguous(b, 5), 60);
+  cr_assert_eq(prov_count(b), 40, "b got every record a holds");
+  cr_assert_not_null(prov_lookup(b, (const uint8_t *)"k60", 3));
+  /* Marks are validated with the rest: a truncated answer changes nothing. */
+  struct prov *c = prov_create(1000, HK);
+  int dl = prov_msg_digest(c, dig, sizeof dig);
+  cr_assert_eq(prov_msg_recv(a, dig, (size_t)dl, NULL, NULL, ans, sizeof ans, &alen), 0);
+  for (size_t cut = 0; cut < alen; cut++)
+    cr_assert_neq(prov_msg_recv(c, ans, cut, NULL, NULL, dig, sizeof dig, &unused), 0);
+  cr_assert_eq(prov_contiguous(c, 5), 0);
+  prov_destroy(a);
+  prov_destroy(b);
+  prov_destroy(c);
+}
