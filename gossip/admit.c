@@ -100,3 +100,26 @@ void admit_prune_settled(struct prov *p, uint64_t self, struct ledger_rd *rd) {
       prov_prune(p, ids[i], upto);
   }
 }
+
+void admit_provisional_cmd(const struct ledger_cmd *strict, uint64_t origin, uint64_t seq,
+                           uint64_t epoch, struct ledger_cmd *out) {
+  *out = *strict;
+  admit_prov_rid(out->rid, origin, seq);
+  snprintf(out->u.redeem.srid, sizeof out->u.redeem.srid, "%s", strict->rid);
+  out->u.redeem.p_origin = origin;
+  out->u.redeem.p_seq = seq;
+  out->u.redeem.p_epoch = epoch;
+}
+
+void admit_prov_record(const struct ledger_cmd *c, struct prov_rec *r) {
+  memset(r, 0, sizeof *r);
+  r->origin = c->u.redeem.p_origin;
+  r->seq = c->u.redeem.p_seq;
+  r->epoch = c->u.redeem.p_epoch;
+  r->time_ms = c->ts_ms;
+  size_t n = strlen(c->u.redeem.ticket_id);
+  r->key_len = (uint8_t)(n < PROV_KEY_MAX ? n : PROV_KEY_MAX);
+  memcpy(r->key, c->u.redeem.ticket_id, r->key_len);
+  snprintf(r->method, sizeof r->method, "%s", c->u.redeem.method);
+  snprintf(r->gate, sizeof r->gate, "%s", c->gate);
+}

@@ -47,6 +47,12 @@ void admit_decide(const struct admit_input *in, struct admit_decision *out);
 /* The request id of provisional admission (origin, seq): the same at every
  * gate, so the ledger's dedup recognises it whoever proposes it. */
 void admit_prov_rid(char out[LEDGER_RID_MAX + 1], uint64_t origin, uint64_t seq);
+/* The provisional twin of a strict redeem: its own request id, the strict
+ * attempt's as srid, and the tag (origin, seq, epoch). */
+void admit_provisional_cmd(const struct ledger_cmd *strict, uint64_t origin, uint64_t seq,
+                           uint64_t epoch, struct ledger_cmd *out);
+/* The gossip record of a provisional redeem command. */
+void admit_prov_record(const struct ledger_cmd *c, struct prov_rec *r);
 /* Whether the ledger holds the admission: as an applied command or as an
  * incident. */
 bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r);

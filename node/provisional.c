@@ -392,23 +392,11 @@ static void admit_provisional(struct provisional *pv, struct api_req *ar, pv_don
     deny(ar, done, d.reason, in.heard, node_now_ms());
     return;
   }
-  struct ledger_cmd c = *strict;
+  struct ledger_cmd c;
   uint64_t seq = prov_next_seq(pv->store, pv->self);
-  admit_prov_rid(c.rid, pv->self, seq);
-  snprintf(c.u.redeem.srid, sizeof c.u.redeem.srid, "%s", strict->rid);
-  c.u.redeem.p_origin = pv->self;
-  c.u.redeem.p_seq = seq;
-  c.u.redeem.p_epoch = pv->epoch;
+  admit_provisional_cmd(strict, pv->self, seq, pv->epoch, &c);
   struct prov_rec r;
-  memset(&r, 0, sizeof r);
-  r.origin = pv->self;
-  r.seq = seq;
-  r.epoch = pv->epoch;
-  r.time_ms = c.ts_ms;
-  r.key_len = (uint8_t)strlen(c.u.redeem.ticket_id);
-  memcpy(r.key, c.u.redeem.ticket_id, r.key_len);
-  snprintf(r.method, sizeof r.method, "%s", c.u.redeem.method);
-  snprintf(r.gate, sizeof r.gate, "%s", c.gate);
+  admit_prov_record(&c, &r);
   struct mpk_w w;
   mpk_w_init(&w);
   ledger_cmd_encode(&c, &w);

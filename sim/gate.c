@@ -413,22 +413,10 @@ static void admit_provisional(struct gate *g, size_t vi, const struct ledger_cmd
     return;
   }
   uint64_t seq = ++g->next_seq;
-  struct ledger_cmd c = *strict;
-  admit_prov_rid(c.rid, g->id, seq);
-  snprintf(c.u.redeem.srid, sizeof c.u.redeem.srid, "%s", strict->rid);
-  c.u.redeem.p_origin = g->id;
-  c.u.redeem.p_seq = seq;
-  c.u.redeem.p_epoch = g->epoch;
+  struct ledger_cmd c;
+  admit_provisional_cmd(strict, g->id, seq, g->epoch, &c);
   struct prov_rec r;
-  memset(&r, 0, sizeof r);
-  r.origin = g->id;
-  r.seq = seq;
-  r.epoch = g->epoch;
-  r.time_ms = c.ts_ms;
-  r.key_len = (uint8_t)strlen(c.u.redeem.ticket_id);
-  memcpy(r.key, c.u.redeem.ticket_id, r.key_len);
-  strcpy(r.method, "qr");
-  snprintf(r.gate, sizeof r.gate, "%s", g->name);
+  admit_prov_record(&c, &r);
   if (prov_add(g->prov, &r) != 1) {
     decide(g, vi, false, LEDGER_REASON_BUDGET_EXHAUSTED, w->s.now);
     return;
@@ -773,15 +761,7 @@ static void swim_up(struct gate *g) {
     if (ledger_cmd_decode(g->own[i].cmd, g->own[i].len, &c) != 0)
       continue;
     struct prov_rec r;
-    memset(&r, 0, sizeof r);
-    r.origin = g->id;
-    r.seq = g->own[i].seq;
-    r.epoch = c.u.redeem.p_epoch;
-    r.time_ms = c.ts_ms;
-    r.key_len = (uint8_t)strlen(c.u.redeem.ticket_id);
-    memcpy(r.key, c.u.redeem.ticket_id, r.key_len);
-    strcpy(r.method, "qr");
-    snprintf(r.gate, sizeof r.gate, "%s", g->name);
+    admit_prov_record(&c, &r);
     prov_add(g->prov, &r);
   }
   for (unsigned i = 0; i < w->cfg.gates; i++)
