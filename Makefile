@@ -18,7 +18,7 @@ LEDGER_SRC := $(wildcard ledger/*.c)
 METHODS_SRC := $(wildcard methods/*.c)
 RAFT_SRC := $(wildcard raft/*.c)
 GOSSIP_SRC := $(wildcard gossip/*.c)
-NODE_SRC := $(filter-out node/main.c node/gatectl.c,$(wildcard node/*.c))
+NODE_SRC := $(filter-out node/main.c node/gatectl.c node/nfc_tool.c,$(wildcard node/*.c))
 CORE_SRC := $(LIB_SRC) $(LEDGER_SRC) $(METHODS_SRC) $(RAFT_SRC) $(GOSSIP_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
 NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
@@ -46,8 +46,9 @@ $(B)/libgmnode.a: $(NODE_OBJ)
 $(B)/gated: $(B)/node/main.o $(B)/libgmnode.a $(B)/libgmcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
 
-$(B)/gatectl: $(B)/node/gatectl.o $(B)/libgmnode.a $(B)/libgmcore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
+# Only the operators' tool talks to NFC readers.
+$(B)/gatectl: $(B)/node/gatectl.o $(B)/node/nfc_tool.o $(B)/libgmnode.a $(B)/libgmcore.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG) $(shell pkg-config --libs libnfc 2>/dev/null)
 
 $(B)/gatesim: $(B)/sim/gatesim.o $(SIM_OBJ) $(B)/libgmcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)

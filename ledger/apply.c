@@ -385,7 +385,32 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   }
   /* Everything a redeem decides and changes is on the ticket, so it reads
    * and rewrites one record. */
-  if (c->u.redeem.nonce > 0) {
+  /* An NFC tag's read counter belongs to the tag (its credential record),
+   * not the ticket: remembered there, cluster-wide, even when the tap is
+   * refused as already used. */
+  bool tag_ctr = c->u.redeem.nonce > 0 && strcmp(method, "nfc") == 0;
+  if (tag_ctr) {
+    char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+    size_t kl = ledger__cred_key(key, method, c->u.redeem.cred_id);
+    MDB_val v;
+    struct ledger_cred cr;
+    if ((rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], key, kl, &v)) != 0 ||
+        (rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0) {
+      if (rc != GM_ENOTFOUND)
+        return rc;
+      reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
+      goto verdict;
+    }
+    if (c->u.redeem.nonce <= cr.last_ctr) {
+      reason = LEDGER_REASON_REPLAYED;
+      goto verdict;
+    }
+    cr.last_ctr = c->u.redeem.nonce;
+    mpk_w_reset(&l->w);
+    ledger__cred_enc(&l->w, &cr);
+    if ((rc = put_rec(l, txn, LEDGER_T_CREDS, key, kl)) != 0)
+      return rc;
+  } else if (c->u.redeem.nonce > 0) {
     if (c->u.redeem.nonce <= t.last_nonce) {
       reason = LEDGER_REASON_REPLAYED;
       goto verdict;
@@ -397,7 +422,7 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     reason = LEDGER_REASON_ALREADY_USED;
     res->has_first_use = true;
     ledger__use_of(&t, &res->first_use);
-    if (c->u.redeem.nonce > 0 && (rc = ticket_put(l, txn, &t)) != 0)
+    if (c->u.redeem.nonce > 0 && !tag_ctr && (rc = ticket_put(l, txn, &t)) != 0)
       return rc;
   } else {
     t.status = LEDGER_TICKET_USED;
@@ -532,6 +557,190 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
   return audit_append(l, txn, &a);
 }
 
+/* Biometric changes are numbered (META "bio_gen") and logged gen -> ticket,
+ * so a gate's in-memory index catches up by reading the log past the last
+ * change it saw. */
+static int bio_bump(struct ledger *l, MDB_txn *txn, const char *ticket, uint64_t *gen) {
+  MDB_val v;
+  uint64_t g = 0;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_META], "bio_gen", 7, &v);
+  if (rc == 0 && v.mv_size == 8)
+    memcpy(&g, v.mv_data, 8);
+  else if (rc != GM_ENOTFOUND && rc != 0)
+    return rc;
+  g++;
+  if ((rc = ledger__put(txn, l->dbi[LEDGER_T_META], "bio_gen", 7, &g, 8)) != 0)
+    return rc;
+  uint8_t key[8];
+  be64(key, g);
+  *gen = g;
+  return ledger__put(txn, l->dbi[LEDGER_T_BIO_LOG], key, 8, ticket, strlen(ticket));
+}
+
+static int bio_read(struct ledger *l, MDB_txn *txn, const char *ticket, struct ledger_bio *b) {
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_BIO], ticket, strlen(ticket), &v);
+  if (rc != 0)
+    return rc;
+  return ledger__bio_dec(v.mv_data, v.mv_size, b) != 0 ? GM_ECORRUPT : 0;
+}
+
+static int bio_write(struct ledger *l, MDB_txn *txn, const struct ledger_bio *b) {
+  mpk_w_reset(&l->w);
+  ledger__bio_enc(&l->w, b);
+  return put_rec(l, txn, LEDGER_T_BIO, b->ticket_id, strlen(b->ticket_id));
+}
+
+static int apply_bio_enroll(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                            struct ledger_result *res) {
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(txn, l, c->u.bio.ticket_id, &t);
+  if (rc != 0)
+    return rc;
+  if (t.status == LEDGER_TICKET_REVOKED || t.status == LEDGER_TICKET_USED ||
+      c->u.bio.ticket_version != t.version)
+    return GM_ESTATE;
+  if (c->u.bio.ct_len != 24 + 4 * (size_t)c->u.bio.dim + 16 || c->u.bio.ct_len > LEDGER_BIO_CT_MAX)
+    return GM_EINVAL;
+  struct ledger_bio *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return GM_ENOMEM;
+  memcpy(b->ticket_id, t.id, sizeof b->ticket_id);
+  memcpy(b->event_id, t.event_id, sizeof b->event_id);
+  b->ticket_version = t.version;
+  b->dim = c->u.bio.dim;
+  b->enrolled_ms = c->ts_ms;
+  memcpy(b->wrapped, c->u.bio.wrapped, sizeof b->wrapped);
+  memcpy(b->ct, c->u.bio.ct, c->u.bio.ct_len);
+  b->ct_len = c->u.bio.ct_len;
+  rc = bio_bump(l, txn, t.id, &b->gen);
+  if (rc == 0)
+    rc = bio_write(l, txn, b);
+  sodium_memzero(b, sizeof *b);
+  free(b);
+  if (rc != 0)
+    return rc;
+  res->version = t.version;
+  struct ledger_audit a;
+  audit_fill(&a, c, "biometric", t.id, "enroll", "ok", "");
+  return audit_append(l, txn, &a);
+}
+
+/* Erasure destroys the data key (and the sealed template with it); the
+ * record stays as a tombstone saying when and why. */
+static int apply_bio_erase(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                           struct ledger_result *res) {
+  struct ledger_bio *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return GM_ENOMEM;
+  int rc = bio_read(l, txn, c->u.erase.ticket_id, b);
+  if (rc == 0 && b->ct_len == 0)
+    rc = GM_ESTATE; /* erased already */
+  if (rc == 0) {
+    sodium_memzero(b->wrapped, sizeof b->wrapped);
+    sodium_memzero(b->ct, sizeof b->ct);
+    b->ct_len = 0;
+    b->erased_ms = c->ts_ms;
+    gm_strlcpy(b->erase_reason, sizeof b->erase_reason, c->u.erase.reason,
+               strlen(c->u.erase.reason));
+    rc = bio_bump(l, txn, b->ticket_id, &b->gen);
+    if (rc == 0)
+      rc = bio_write(l, txn, b);
+  }
+  free(b);
+  if (rc != 0)
+    return rc;
+  res->decided_ms = c->ts_ms;
+  struct ledger_audit a;
+  audit_fill(&a, c, "biometric", c->u.erase.ticket_id, "erase", "ok", c->u.erase.reason);
+  return audit_append(l, txn, &a);
+}
+
+static int apply_bio_receipt(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                             struct ledger_result *res) {
+  if (c->gate[0] == 0)
+    return GM_EINVAL;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < c->u.receipts.n; i++) {
+    const char *tid = c->u.receipts.v[i];
+    MDB_val v;
+    int rc = ledger__get(txn, l->dbi[LEDGER_T_BIO], tid, strlen(tid), &v);
+    if (rc == GM_ENOTFOUND)
+      continue;
+    if (rc != 0)
+      return rc;
+    char key[LEDGER_ID_MAX + LEDGER_GATE_MAX + 2];
+    size_t kl = ledger__pair_key(key, tid, c->gate);
+    rc = ledger__get(txn, l->dbi[LEDGER_T_BIO_RCPT], key, kl, &v);
+    if (rc == 0)
+      continue; /* the first receipt stands */
+    if (rc != GM_ENOTFOUND)
+      return rc;
+    uint8_t ts[8];
+    be64(ts, (uint64_t)c->ts_ms);
+    if ((rc = ledger__put(txn, l->dbi[LEDGER_T_BIO_RCPT], key, kl, ts, 8)) != 0)
+      return rc;
+    n++;
+  }
+  res->count = n;
+  return 0;
+}
+
+static int apply_zone(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
+  const struct ledger_zone *z = &c->u.zone;
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_EVENTS], z->event_id, strlen(z->event_id), &v);
+  if (rc != 0)
+    return rc;
+  char key[2 * LEDGER_ID_MAX + 2];
+  size_t kl = ledger__pair_key(key, z->event_id, z->id);
+  mpk_w_reset(&l->w);
+  ledger__zone_enc(&l->w, z);
+  if ((rc = put_rec(l, txn, LEDGER_T_ZONES, key, kl)) != 0)
+    return rc;
+  struct ledger_audit a;
+  audit_fill(&a, c, "geofence", "", "zone_set", "ok", z->id);
+  return audit_append(l, txn, &a);
+}
+
+/* Deletes the listed credentials of one method whose validity has passed,
+ * unless one admitted its ticket (the ticket names it as its use). */
+static int apply_expire(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        struct ledger_result *res) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < c->u.expire.ids.n; i++) {
+    char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+    size_t kl = ledger__cred_key(key, c->u.expire.method, c->u.expire.ids.v[i]);
+    MDB_val v;
+    int rc = ledger__get(txn, l->dbi[LEDGER_T_CREDS], key, kl, &v);
+    if (rc == GM_ENOTFOUND)
+      continue;
+    if (rc != 0)
+      return rc;
+    struct ledger_cred cr;
+    if ((rc = ledger__cred_dec(v.mv_data, v.mv_size, &cr)) != 0)
+      return rc;
+    if (cr.expires_ms == 0 || cr.expires_ms > c->ts_ms)
+      continue;
+    struct ledger_ticket t;
+    rc = ledger__ticket_read(txn, l, cr.ticket_id, &t);
+    if (rc != 0 && rc != GM_ENOTFOUND)
+      return rc;
+    if (rc == 0 && t.status == LEDGER_TICKET_USED && strcmp(t.used_method, cr.method) == 0 &&
+        strcmp(t.used_cred, cr.id) == 0)
+      continue;
+    if ((rc = ledger__del(txn, l->dbi[LEDGER_T_CREDS], key, kl)) != 0)
+      return rc;
+    struct ledger_audit a;
+    audit_fill(&a, c, cr.method, cr.ticket_id, "expire", "ok", "credential expired");
+    if ((rc = audit_append(l, txn, &a)) != 0)
+      return rc;
+    n++;
+  }
+  res->count = n;
+  return 0;
+}
+
 static const char *subject_id(const struct ledger_cmd *c) {
   switch (c->op) {
   case LEDGER_OP_EVENT_CREATE: return c->u.event.id;
@@ -542,6 +751,9 @@ static const char *subject_id(const struct ledger_cmd *c) {
   case LEDGER_OP_REDEEM: return c->u.redeem.ticket_id;
   case LEDGER_OP_USER_ADD: return c->u.user.id;
   case LEDGER_OP_OVERRIDE: return c->u.override.ticket_id;
+  case LEDGER_OP_BIO_ENROLL: return c->u.bio.ticket_id;
+  case LEDGER_OP_BIO_ERASE: return c->u.erase.ticket_id;
+  case LEDGER_OP_ZONE_SET: return c->u.zone.id;
   default: return "";
   }
 }
@@ -562,6 +774,11 @@ static int dispatch(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
   case LEDGER_OP_KEY_ADD: return apply_key(l, txn, c);
   case LEDGER_OP_AUDIT_BATCH: return apply_audit(l, txn, c);
   case LEDGER_OP_OVERRIDE: return apply_override(l, txn, c, res);
+  case LEDGER_OP_BIO_ENROLL: return apply_bio_enroll(l, txn, c, res);
+  case LEDGER_OP_BIO_ERASE: return apply_bio_erase(l, txn, c, res);
+  case LEDGER_OP_BIO_RECEIPT: return apply_bio_receipt(l, txn, c, res);
+  case LEDGER_OP_ZONE_SET: return apply_zone(l, txn, c);
+  case LEDGER_OP_CRED_EXPIRE: return apply_expire(l, txn, c, res);
   }
   return GM_EINVAL;
 }

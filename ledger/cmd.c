@@ -8,6 +8,7 @@
  */
 #include "cmd.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,10 +55,20 @@ int ledger__audit_decode(const msgpack_object *o, struct ledger_audit *a) {
 
 void ledger__audit_encode(struct mpk_w *w, const struct ledger_audit *a) { enc_audit(w, a); }
 
+static void enc_list(struct mpk_w *w, const char *key, const struct ledger_id_list *l) {
+  mpk_str(w, key);
+  mpk_arr(w, l->n);
+  for (uint32_t i = 0; i < l->n; i++)
+    mpk_str(w, l->v[i]);
+}
+
 void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
   uint32_t body;
   switch (c->op) {
-  case LEDGER_OP_EVENT_CREATE: body = 6 + (c->u.event.n_tier_policy > 0); break;
+  case LEDGER_OP_EVENT_CREATE:
+    body = 6 + (c->u.event.n_tier_policy > 0) + (c->u.event.revoke_unscanned_after_ms != 0) +
+           (c->u.event.bio_retention_ms != 0);
+    break;
   case LEDGER_OP_TICKET_CREATE: body = 1; break;
   case LEDGER_OP_TICKET_TRANSFER: body = 2; break;
   case LEDGER_OP_TICKET_REVOKE: body = 2; break;
@@ -68,6 +79,11 @@ void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
   case LEDGER_OP_KEY_ADD: body = 5; break;
   case LEDGER_OP_AUDIT_BATCH: body = 1; break;
   case LEDGER_OP_OVERRIDE: body = 3; break;
+  case LEDGER_OP_BIO_ENROLL: body = 5; break;
+  case LEDGER_OP_BIO_ERASE: body = 2; break;
+  case LEDGER_OP_BIO_RECEIPT: body = 1; break;
+  case LEDGER_OP_ZONE_SET: body = 8; break;
+  case LEDGER_OP_CRED_EXPIRE: body = 2; break;
   default: GM_UNREACHABLE(); return;
   }
   mpk_map(w, 5 + body);
@@ -92,6 +108,10 @@ void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
         mpk_u64(w, (uint64_t)c->u.event.tier_policy[i].policy);
       }
     }
+    if (c->u.event.revoke_unscanned_after_ms != 0)
+      mpk_kv_i64(w, "ru", c->u.event.revoke_unscanned_after_ms);
+    if (c->u.event.bio_retention_ms != 0)
+      mpk_kv_i64(w, "br", c->u.event.bio_retention_ms);
     break;
   case LEDGER_OP_TICKET_CREATE:
     mpk_str(w, "tickets");
@@ -166,7 +186,80 @@ void ledger_cmd_encode(const struct ledger_cmd *c, struct mpk_w *w) {
     mpk_kv_u64(w, "action", (uint64_t)c->u.override.action);
     mpk_kv_str(w, "reason", c->u.override.reason);
     break;
+  case LEDGER_OP_BIO_ENROLL:
+    mpk_kv_str(w, "ticket", c->u.bio.ticket_id);
+    mpk_kv_u64(w, "ver", c->u.bio.ticket_version);
+    mpk_kv_u64(w, "dim", c->u.bio.dim);
+    mpk_kv_bin(w, "wk", c->u.bio.wrapped, sizeof c->u.bio.wrapped);
+    mpk_kv_bin(w, "ct", c->u.bio.ct, c->u.bio.ct_len);
+    break;
+  case LEDGER_OP_BIO_ERASE:
+    mpk_kv_str(w, "ticket", c->u.erase.ticket_id);
+    mpk_kv_str(w, "reason", c->u.erase.reason);
+    break;
+  case LEDGER_OP_BIO_RECEIPT:
+    enc_list(w, "tickets", &c->u.receipts);
+    break;
+  case LEDGER_OP_ZONE_SET: {
+    const struct ledger_zone *z = &c->u.zone;
+    mpk_kv_str(w, "ev", z->event_id);
+    mpk_kv_str(w, "id", z->id);
+    mpk_kv_str(w, "zg", z->gate);
+    mpk_kv_u64(w, "kind", (uint64_t)z->kind);
+    mpk_str(w, "lat");
+    mpk_arr(w, z->n_points);
+    for (uint32_t i = 0; i < z->n_points; i++)
+      mpk_i64(w, z->lat_e7[i]);
+    mpk_str(w, "lon");
+    mpk_arr(w, z->n_points);
+    for (uint32_t i = 0; i < z->n_points; i++)
+      mpk_i64(w, z->lon_e7[i]);
+    mpk_kv_u64(w, "r", z->radius_m);
+    mpk_kv_u64(w, "acc", z->max_accuracy_m);
+    break;
   }
+  case LEDGER_OP_CRED_EXPIRE:
+    mpk_kv_str(w, "method", c->u.expire.method);
+    enc_list(w, "ids", &c->u.expire.ids);
+    break;
+  }
+}
+
+static int dec_list(const msgpack_object *m, const char *key, struct ledger_id_list *l) {
+  const msgpack_object *a = mpk_get(m, key);
+  if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 ||
+      a->via.array.size > LEDGER_LIST_MAX)
+    return GM_EDECODE;
+  l->v = calloc(a->via.array.size, sizeof *l->v);
+  if (l->v == NULL)
+    return GM_ENOMEM;
+  l->n = a->via.array.size;
+  for (uint32_t i = 0; i < l->n; i++)
+    if (mpk_obj_str(&a->via.array.ptr[i], l->v[i], sizeof l->v[i]) != 0 || l->v[i][0] == 0)
+      return GM_EDECODE;
+  return 0;
+}
+
+/* Coordinates of a zone: n int32 values in 1e-7 degrees within range. */
+static int dec_coords(const msgpack_object *m, const char *key, int32_t *out, uint32_t *n,
+                      int64_t limit) {
+  const msgpack_object *a = mpk_get(m, key);
+  if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 ||
+      a->via.array.size > LEDGER_ZONE_POINTS_MAX)
+    return GM_EDECODE;
+  for (uint32_t i = 0; i < a->via.array.size; i++) {
+    const msgpack_object *o = &a->via.array.ptr[i];
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)limit)
+      v = (int64_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= -limit)
+      v = o->via.i64;
+    else
+      return GM_EDECODE;
+    out[i] = (int32_t)v;
+  }
+  *n = a->via.array.size;
+  return 0;
 }
 
 #define GET(expr)          \
@@ -205,6 +298,10 @@ static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
       }
       e->n_tier_policy = tp->via.map.size;
     }
+    GET(mpk_opt_i64(m, "ru", &e->revoke_unscanned_after_ms));
+    GET(mpk_opt_i64(m, "br", &e->bio_retention_ms));
+    if (e->revoke_unscanned_after_ms < 0 || e->bio_retention_ms < 0)
+      goto fail;
     return 0;
   }
   case LEDGER_OP_TICKET_CREATE: {
@@ -317,6 +414,57 @@ static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
     c->u.override.action = (int)v32;
     GET(mpk_get_str(m, "reason", c->u.override.reason, sizeof c->u.override.reason));
     return 0;
+  case LEDGER_OP_BIO_ENROLL: {
+    size_t wl;
+    GET(mpk_get_str(m, "ticket", c->u.bio.ticket_id, sizeof c->u.bio.ticket_id));
+    GET(mpk_get_u32(m, "ver", &c->u.bio.ticket_version));
+    GET(mpk_get_u32(m, "dim", &c->u.bio.dim));
+    GET(mpk_get_bin(m, "wk", c->u.bio.wrapped, sizeof c->u.bio.wrapped, &wl));
+    const msgpack_object *ct = mpk_get(m, "ct");
+    if (wl != sizeof c->u.bio.wrapped || c->u.bio.dim == 0 ||
+        c->u.bio.dim > LEDGER_BIO_DIM_MAX || ct == NULL || ct->type != MSGPACK_OBJECT_BIN ||
+        ct->via.bin.size != 24 + 4 * (size_t)c->u.bio.dim + 16)
+      goto fail;
+    c->u.bio.ct = malloc(ct->via.bin.size);
+    if (c->u.bio.ct == NULL)
+      return GM_ENOMEM;
+    memcpy(c->u.bio.ct, ct->via.bin.ptr, ct->via.bin.size);
+    c->u.bio.ct_len = ct->via.bin.size;
+    return 0;
+  }
+  case LEDGER_OP_BIO_ERASE:
+    GET(mpk_get_str(m, "ticket", c->u.erase.ticket_id, sizeof c->u.erase.ticket_id));
+    GET(mpk_get_str(m, "reason", c->u.erase.reason, sizeof c->u.erase.reason));
+    return 0;
+  case LEDGER_OP_BIO_RECEIPT: {
+    int rc = dec_list(m, "tickets", &c->u.receipts);
+    return rc == GM_ENOMEM ? rc : rc != 0 ? GM_EDECODE : 0;
+  }
+  case LEDGER_OP_ZONE_SET: {
+    struct ledger_zone *z = &c->u.zone;
+    uint32_t nlon;
+    GET(mpk_get_str(m, "ev", z->event_id, sizeof z->event_id));
+    GET(mpk_get_str(m, "id", z->id, sizeof z->id));
+    GET(mpk_get_str(m, "zg", z->gate, sizeof z->gate));
+    GET(mpk_get_u32(m, "kind", &v32));
+    if (v32 > LEDGER_ZONE_POLYGON)
+      goto fail;
+    z->kind = (int)v32;
+    GET(dec_coords(m, "lat", z->lat_e7, &z->n_points, 900000000));
+    GET(dec_coords(m, "lon", z->lon_e7, &nlon, 1800000000));
+    GET(mpk_get_u32(m, "r", &z->radius_m));
+    GET(mpk_get_u32(m, "acc", &z->max_accuracy_m));
+    if (nlon != z->n_points || z->id[0] == 0 ||
+        (z->kind == LEDGER_ZONE_CIRCLE && (z->n_points != 1 || z->radius_m == 0)) ||
+        (z->kind == LEDGER_ZONE_POLYGON && z->n_points < 3))
+      goto fail;
+    return 0;
+  }
+  case LEDGER_OP_CRED_EXPIRE: {
+    GET(mpk_get_str(m, "method", c->u.expire.method, sizeof c->u.expire.method));
+    int rc = dec_list(m, "ids", &c->u.expire.ids);
+    return rc == GM_ENOMEM ? rc : rc != 0 ? GM_EDECODE : 0;
+  }
   }
 fail:
   return GM_EDECODE;
@@ -331,7 +479,7 @@ int ledger_cmd_decode(const void *p, size_t n, struct ledger_cmd *c) {
   uint32_t op;
   rc = GM_EDECODE;
   if (mpk_get_u32(d.root, "op", &op) != 0 || op < LEDGER_OP_EVENT_CREATE ||
-      op > LEDGER_OP_OVERRIDE)
+      op > LEDGER_OP__LAST)
     goto out;
   c->op = (int)op;
   if (mpk_get_str(d.root, "rid", c->rid, sizeof c->rid) != 0 ||
@@ -356,5 +504,19 @@ void ledger_cmd_free(struct ledger_cmd *c) {
     free(c->u.audit.v);
     c->u.audit.v = NULL;
     c->u.audit.n = 0;
+  } else if (c->op == LEDGER_OP_BIO_ENROLL) {
+    if (c->u.bio.ct != NULL)
+      sodium_memzero(c->u.bio.ct, c->u.bio.ct_len);
+    free(c->u.bio.ct);
+    c->u.bio.ct = NULL;
+    c->u.bio.ct_len = 0;
+  } else if (c->op == LEDGER_OP_BIO_RECEIPT) {
+    free(c->u.receipts.v);
+    c->u.receipts.v = NULL;
+    c->u.receipts.n = 0;
+  } else if (c->op == LEDGER_OP_CRED_EXPIRE) {
+    free(c->u.expire.ids.v);
+    c->u.expire.ids.v = NULL;
+    c->u.expire.ids.n = 0;
   }
 }

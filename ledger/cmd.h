@@ -7,8 +7,9 @@
  * which the ledger deduplicates retries. The wire form is a msgpack map with
  * an "op" key; decode validates every field against the limits of types.h.
  *
- * Ownership: ledger_cmd_decode may allocate the arrays of TICKET_CREATE and
- * AUDIT_BATCH; release them with ledger_cmd_free. Encode appends to a writer.
+ * Ownership: ledger_cmd_decode may allocate the arrays of TICKET_CREATE,
+ * AUDIT_BATCH, BIO_ENROLL, BIO_RECEIPT and CRED_EXPIRE; release them with
+ * ledger_cmd_free (which also releases heap arrays a caller put there). Encode appends to a writer.
  */
 #ifndef GM_LEDGER_CMD_H
 #define GM_LEDGER_CMD_H
@@ -30,12 +31,24 @@
   X(USER_ADD, 8, "user_add")              \
   X(KEY_ADD, 9, "key_add")                \
   X(AUDIT_BATCH, 10, "audit_batch")       \
-  X(OVERRIDE, 11, "override")
+  X(OVERRIDE, 11, "override")            \
+  X(BIO_ENROLL, 12, "bio_enroll")        \
+  X(BIO_ERASE, 13, "bio_erase")          \
+  X(BIO_RECEIPT, 14, "bio_receipt")      \
+  X(ZONE_SET, 15, "zone_set")            \
+  X(CRED_EXPIRE, 16, "cred_expire")
 
 enum ledger_op {
 #define LEDGER__OP_ENUM(name, v, s) LEDGER_OP_##name = v,
   LEDGER_OP_TABLE(LEDGER__OP_ENUM)
 #undef LEDGER__OP_ENUM
+  LEDGER_OP__LAST = LEDGER_OP_CRED_EXPIRE
+};
+
+/* A list of ids (tickets, credentials) carried by one command. */
+struct ledger_id_list {
+  char (*v)[LEDGER_ID_MAX + 1];
+  uint32_t n;
 };
 
 const char *ledger_op_str(int op);
@@ -102,6 +115,25 @@ struct ledger_cmd {
       int action;
       char reason[LEDGER_REASON_MAX + 1];
     } override;
+    /* BIO_ENROLL: ct is heap memory, released by ledger_cmd_free. */
+    struct {
+      char ticket_id[LEDGER_ID_MAX + 1];
+      uint32_t ticket_version;
+      uint32_t dim;
+      uint8_t wrapped[LEDGER_BIO_WRAPPED_LEN];
+      uint8_t *ct;
+      size_t ct_len;
+    } bio;
+    struct {
+      char ticket_id[LEDGER_ID_MAX + 1];
+      char reason[LEDGER_ACTION_MAX + 1]; /* request, retention */
+    } erase;
+    struct ledger_id_list receipts; /* BIO_RECEIPT: tickets; the gate is c->gate */
+    struct ledger_zone zone;
+    struct {
+      char method[LEDGER_METHOD_MAX + 1];
+      struct ledger_id_list ids;
+    } expire;
   } u;
 };
 

@@ -5,6 +5,7 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,4 +419,254 @@ int ledger_audit_scan(struct ledger_rd *rd, const struct ledger_audit_filter *f,
   }
   mdb_cursor_close(cur);
   return rc;
+}
+
+size_t ledger__pair_key(char *out, const char *a, const char *b) {
+  size_t na = strlen(a), nb = strlen(b);
+  memcpy(out, a, na);
+  out[na] = 0;
+  memcpy(out + na + 1, b, nb);
+  return na + 1 + nb;
+}
+
+/* Walks table from the first key after (after, alen) — from the start when
+ * after is NULL — while keys begin with prefix (plen bytes; 0: any), calling
+ * fn per entry until it returns non-zero (1 stops cleanly, <0 is an error),
+ * at most max entries (0: no limit). */
+static int walk(struct ledger_rd *rd, int table, const void *after, size_t alen,
+                const void *prefix, size_t plen, uint32_t max,
+                int (*fn)(void *arg, const MDB_val *k, const MDB_val *v), void *arg) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(rd->txn, rd->l->dbi[table], &cur));
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  int mrc;
+  if (after != NULL) {
+    k.mv_data = (void *)after;
+    k.mv_size = alen;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0 && k.mv_size == alen && memcmp(k.mv_data, after, alen) == 0)
+      mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  } else if (plen > 0) {
+    k.mv_data = (void *)prefix;
+    k.mv_size = plen;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+  } else {
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  }
+  uint32_t seen = 0;
+  while (mrc == 0) {
+    if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+      break;
+    int r = fn(arg, &k, &v);
+    if (r < 0)
+      rc = r;
+    if (r != 0)
+      break;
+    if (max > 0 && ++seen >= max)
+      break;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+    rc = ledger__mdb_err(mrc);
+  return rc;
+}
+
+int ledger_bio_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_bio *out) {
+  MDB_val v;
+  int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_BIO], ticket_id, strlen(ticket_id), &v);
+  return rc != 0 ? rc : ledger__bio_dec(v.mv_data, v.mv_size, out);
+}
+
+uint64_t ledger_bio_gen(struct ledger_rd *rd) {
+  MDB_val v;
+  uint64_t g = 0;
+  if (ledger__get(rd->txn, rd->l->dbi[LEDGER_T_META], "bio_gen", 7, &v) == 0 && v.mv_size == 8)
+    memcpy(&g, v.mv_data, 8);
+  return g;
+}
+
+struct walk_log {
+  int (*fn)(void *arg, uint64_t gen, const char *ticket_id);
+  void *arg;
+};
+
+static int log_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_log *w = arg;
+  char id[LEDGER_ID_MAX + 1];
+  if (k->mv_size != 8 || gm_strlcpy(id, sizeof id, v->mv_data, v->mv_size) != 0)
+    return GM_ECORRUPT;
+  uint64_t g = 0;
+  for (int i = 0; i < 8; i++)
+    g = g << 8 | ((const uint8_t *)k->mv_data)[i];
+  return w->fn(w->arg, g, id);
+}
+
+int ledger_bio_log_each(struct ledger_rd *rd, uint64_t after,
+                        int (*fn)(void *arg, uint64_t gen, const char *ticket_id), void *arg) {
+  uint8_t key[8];
+  for (int i = 7; i >= 0; i--) {
+    key[i] = (uint8_t)after;
+    after >>= 8;
+  }
+  struct walk_log w = {fn, arg};
+  return walk(rd, LEDGER_T_BIO_LOG, key, 8, NULL, 0, 0, log_entry, &w);
+}
+
+struct walk_bio {
+  int (*fn)(void *arg, const struct ledger_bio *b);
+  void *arg;
+  struct ledger_bio *b;
+};
+
+static int bio_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_bio *w = arg;
+  if (ledger__bio_dec(v->mv_data, v->mv_size, w->b) != 0)
+    return GM_ECORRUPT;
+  return w->fn(w->arg, w->b);
+}
+
+int ledger_bio_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_bio *b),
+                    void *arg) {
+  struct walk_bio w = {fn, arg, malloc(sizeof(struct ledger_bio))};
+  if (w.b == NULL)
+    return GM_ENOMEM;
+  int rc = walk(rd, LEDGER_T_BIO, NULL, 0, NULL, 0, 0, bio_entry, &w);
+  sodium_memzero(w.b, sizeof *w.b);
+  free(w.b);
+  return rc;
+}
+
+struct walk_rcpt {
+  int (*fn)(void *arg, const struct ledger_bio_receipt *r);
+  void *arg;
+  size_t plen;
+};
+
+static int rcpt_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_rcpt *w = arg;
+  struct ledger_bio_receipt r;
+  memset(&r, 0, sizeof r);
+  const char *key = k->mv_data;
+  if (v->mv_size != 8 || w->plen > LEDGER_ID_MAX + 1 ||
+      gm_strlcpy(r.ticket_id, sizeof r.ticket_id, key, w->plen - 1) != 0 ||
+      gm_strlcpy(r.gate, sizeof r.gate, key + w->plen, k->mv_size - w->plen) != 0)
+    return GM_ECORRUPT;
+  uint64_t t = 0;
+  for (int i = 0; i < 8; i++)
+    t = t << 8 | ((const uint8_t *)v->mv_data)[i];
+  r.erased_ms = (int64_t)t;
+  return w->fn(w->arg, &r);
+}
+
+int ledger_bio_receipt_each(struct ledger_rd *rd, const char *ticket_id,
+                            int (*fn)(void *arg, const struct ledger_bio_receipt *r),
+                            void *arg) {
+  size_t n = strlen(ticket_id);
+  if (n > LEDGER_ID_MAX)
+    return 0;
+  char prefix[LEDGER_ID_MAX + 1];
+  memcpy(prefix, ticket_id, n + 1);
+  struct walk_rcpt w = {fn, arg, n + 1};
+  return walk(rd, LEDGER_T_BIO_RCPT, NULL, 0, prefix, n + 1, 0, rcpt_entry, &w);
+}
+
+bool ledger_bio_receipt_has(struct ledger_rd *rd, const char *ticket_id, const char *gate) {
+  char key[LEDGER_ID_MAX + LEDGER_GATE_MAX + 2];
+  if (strlen(ticket_id) > LEDGER_ID_MAX || strlen(gate) > LEDGER_GATE_MAX)
+    return false;
+  size_t kl = ledger__pair_key(key, ticket_id, gate);
+  MDB_val v;
+  return ledger__get(rd->txn, rd->l->dbi[LEDGER_T_BIO_RCPT], key, kl, &v) == 0;
+}
+
+struct walk_zone {
+  int (*fn)(void *arg, const struct ledger_zone *z);
+  void *arg;
+};
+
+static int zone_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_zone *w = arg;
+  struct ledger_zone z;
+  if (ledger__zone_dec(v->mv_data, v->mv_size, &z) != 0)
+    return GM_ECORRUPT;
+  return w->fn(w->arg, &z);
+}
+
+int ledger_zone_each(struct ledger_rd *rd, const char *event_id,
+                     int (*fn)(void *arg, const struct ledger_zone *z), void *arg) {
+  size_t n = strlen(event_id);
+  if (n > LEDGER_ID_MAX)
+    return 0;
+  char prefix[LEDGER_ID_MAX + 1];
+  memcpy(prefix, event_id, n + 1);
+  struct walk_zone w = {fn, arg};
+  return walk(rd, LEDGER_T_ZONES, NULL, 0, prefix, n + 1, 0, zone_entry, &w);
+}
+
+struct walk_event {
+  int (*fn)(void *arg, const struct ledger_event *e);
+  void *arg;
+};
+
+static int event_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_event *w = arg;
+  struct ledger_event e;
+  if (ledger__event_dec(v->mv_data, v->mv_size, &e) != 0)
+    return GM_ECORRUPT;
+  return w->fn(w->arg, &e);
+}
+
+int ledger_event_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_event *e),
+                      void *arg) {
+  struct walk_event w = {fn, arg};
+  return walk(rd, LEDGER_T_EVENTS, NULL, 0, NULL, 0, 0, event_entry, &w);
+}
+
+struct walk_ticket {
+  int (*fn)(void *arg, const struct ledger_ticket *t);
+  void *arg;
+};
+
+static int ticket_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_ticket *w = arg;
+  struct ledger_ticket t;
+  if (ledger__ticket_dec(v->mv_data, v->mv_size, &t) != 0)
+    return GM_ECORRUPT;
+  return w->fn(w->arg, &t);
+}
+
+int ledger_ticket_scan(struct ledger_rd *rd, const char *after, uint32_t max,
+                       int (*fn)(void *arg, const struct ledger_ticket *t), void *arg) {
+  struct walk_ticket w = {fn, arg};
+  return walk(rd, LEDGER_T_TICKETS, after && after[0] ? after : NULL, after ? strlen(after) : 0,
+              NULL, 0, max, ticket_entry, &w);
+}
+
+struct walk_cred {
+  int (*fn)(void *arg, const struct ledger_cred *c);
+  void *arg;
+};
+
+static int cred_entry(void *arg, const MDB_val *k, const MDB_val *v) {
+  struct walk_cred *w = arg;
+  struct ledger_cred c;
+  if (ledger__cred_dec(v->mv_data, v->mv_size, &c) != 0)
+    return GM_ECORRUPT;
+  return w->fn(w->arg, &c);
+}
+
+int ledger_cred_scan(struct ledger_rd *rd, const char *after_method, const char *after_id,
+                     uint32_t max, int (*fn)(void *arg, const struct ledger_cred *c),
+                     void *arg) {
+  char key[LEDGER_METHOD_MAX + LEDGER_ID_MAX + 2];
+  size_t kl = 0;
+  bool from = after_method && after_method[0] && strlen(after_method) <= LEDGER_METHOD_MAX &&
+              after_id && strlen(after_id) <= LEDGER_ID_MAX;
+  if (from)
+    kl = ledger__cred_key(key, after_method, after_id);
+  struct walk_cred w = {fn, arg};
+  return walk(rd, LEDGER_T_CREDS, from ? key : NULL, kl, NULL, 0, max, cred_entry, &w);
 }

@@ -113,6 +113,31 @@ int ledger_incident_get(struct ledger_rd *rd, uint64_t origin, uint64_t pseq,
 int ledger_incident_each(struct ledger_rd *rd,
                          int (*fn)(void *arg, const struct ledger_incident *x), void *arg);
 
+/* Biometric enrolments (tombstones included), the change counter and log
+ * (gen -> ticket, one entry per enrol or erase), and erasure receipts. */
+int ledger_bio_get(struct ledger_rd *rd, const char *ticket_id, struct ledger_bio *out);
+uint64_t ledger_bio_gen(struct ledger_rd *rd);
+int ledger_bio_log_each(struct ledger_rd *rd, uint64_t after,
+                        int (*fn)(void *arg, uint64_t gen, const char *ticket_id), void *arg);
+int ledger_bio_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_bio *b),
+                    void *arg);
+int ledger_bio_receipt_each(struct ledger_rd *rd, const char *ticket_id,
+                            int (*fn)(void *arg, const struct ledger_bio_receipt *r), void *arg);
+bool ledger_bio_receipt_has(struct ledger_rd *rd, const char *ticket_id, const char *gate);
+/* The zones of an event, by zone id. */
+int ledger_zone_each(struct ledger_rd *rd, const char *event_id,
+                     int (*fn)(void *arg, const struct ledger_zone *z), void *arg);
+int ledger_event_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledger_event *e),
+                      void *arg);
+/* At most max tickets (0: all) with ids after `after` ("" or NULL: from the
+ * first), in id order: background jobs walk the table a slice at a time.
+ * fn returns 0 to go on, 1 to stop, a GM_E* code to fail. */
+int ledger_ticket_scan(struct ledger_rd *rd, const char *after, uint32_t max,
+                       int (*fn)(void *arg, const struct ledger_ticket *t), void *arg);
+/* The same over credentials, ordered by (method, id). */
+int ledger_cred_scan(struct ledger_rd *rd, const char *after_method, const char *after_id,
+                     uint32_t max, int (*fn)(void *arg, const struct ledger_cred *c), void *arg);
+
 struct ledger_audit_filter {
   const char *ticket_id; /* NULL = any */
   const char *method;

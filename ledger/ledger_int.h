@@ -22,7 +22,11 @@
   X(AUDIT, "audit")          \
   X(DEDUP, "dedup")          \
   X(DEDUP_TS, "dedup_ts")    \
-  X(INCIDENTS, "incidents")
+  X(INCIDENTS, "incidents")  \
+  X(BIO, "bio")              \
+  X(BIO_LOG, "bio_log")      \
+  X(BIO_RCPT, "bio_receipts") \
+  X(ZONES, "zones")
 
 enum ledger__table {
 #define LEDGER__TBL_ENUM(name, str) LEDGER_T_##name,
@@ -61,6 +65,9 @@ size_t ledger__cred_key(char *out, const char *method, const char *id);
 
 int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
                         struct ledger_ticket *t);
+/* event\0zone (zones), ticket\0gate (receipts): returns the length. */
+size_t ledger__pair_key(char *out, const char *a, const char *b);
+
 /* The first use of a used ticket, from its record. */
 void ledger__use_of(const struct ledger_ticket *t, struct ledger_use *u);
 

@@ -19,7 +19,8 @@ static int open_doc(struct mpk_doc *d, const void *p, size_t n) {
 }
 
 void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
-  mpk_map(w, 7 + (e->n_tier_policy > 0));
+  mpk_map(w, 7 + (e->n_tier_policy > 0) + (e->revoke_unscanned_after_ms != 0) +
+                 (e->bio_retention_ms != 0));
   mpk_kv_str(w, "id", e->id);
   mpk_kv_str(w, "name", e->name);
   mpk_kv_i64(w, "s", e->starts_ms);
@@ -35,6 +36,10 @@ void ledger__event_enc(struct mpk_w *w, const struct ledger_event *e) {
       mpk_u64(w, (uint64_t)e->tier_policy[i].policy);
     }
   }
+  if (e->revoke_unscanned_after_ms != 0)
+    mpk_kv_i64(w, "ru", e->revoke_unscanned_after_ms);
+  if (e->bio_retention_ms != 0)
+    mpk_kv_i64(w, "br", e->bio_retention_ms);
 }
 
 /* The hot records (events, tickets, credentials) decode in place with the
@@ -98,6 +103,8 @@ int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
     REC_FIELD(5, "b", mpk_rd_u32(&r, &e->offline_budget))
     REC_FIELD(6, "c", mpk_rd_i64(&r, &e->created_ms))
     REC_OPT("tp", read_tier_policy(&r, e))
+    REC_OPT("ru", mpk_rd_i64(&r, &e->revoke_unscanned_after_ms))
+    REC_OPT("br", mpk_rd_i64(&r, &e->bio_retention_ms))
   REC_END(7)
   e->policy = (int)pol;
   return 0;
@@ -162,7 +169,7 @@ int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
 }
 
 void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
-  mpk_map(w, 7);
+  mpk_map(w, 7 + (c->last_ctr != 0));
   mpk_kv_str(w, "m", c->method);
   mpk_kv_str(w, "id", c->id);
   mpk_kv_str(w, "k", c->ticket_id);
@@ -170,6 +177,8 @@ void ledger__cred_enc(struct mpk_w *w, const struct ledger_cred *c) {
   mpk_kv_i64(w, "g", c->generated_ms);
   mpk_kv_i64(w, "x", c->expires_ms);
   mpk_kv_bin(w, "s", c->secret, c->secret_len);
+  if (c->last_ctr != 0)
+    mpk_kv_u64(w, "lc", c->last_ctr);
 }
 
 int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
@@ -182,6 +191,7 @@ int ledger__cred_dec(const void *p, size_t n, struct ledger_cred *c) {
     REC_FIELD(4, "g", mpk_rd_i64(&r, &c->generated_ms))
     REC_FIELD(5, "x", mpk_rd_i64(&r, &c->expires_ms))
     REC_FIELD(6, "s", mpk_rd_bincpy(&r, c->secret, sizeof c->secret, &c->secret_len))
+    REC_OPT("lc", rd_u64(&r, &c->last_ctr))
   REC_END(7)
   return 0;
 }
@@ -338,4 +348,72 @@ int ledger__incident_dec(const void *p, size_t n, struct ledger_incident *x) {
 fail:
   mpk_doc_free(&d);
   return GM_ECORRUPT;
+}
+
+void ledger__bio_enc(struct mpk_w *w, const struct ledger_bio *b) {
+  mpk_map(w, 10);
+  mpk_kv_str(w, "k", b->ticket_id);
+  mpk_kv_str(w, "ev", b->event_id);
+  mpk_kv_u64(w, "v", b->ticket_version);
+  mpk_kv_u64(w, "d", b->dim);
+  mpk_kv_i64(w, "t", b->enrolled_ms);
+  mpk_kv_bin(w, "wk", b->wrapped, b->ct_len ? sizeof b->wrapped : 0);
+  mpk_kv_bin(w, "ct", b->ct, b->ct_len);
+  mpk_kv_i64(w, "x", b->erased_ms);
+  mpk_kv_str(w, "xr", b->erase_reason);
+  mpk_kv_u64(w, "g", b->gen);
+}
+
+int ledger__bio_dec(const void *p, size_t n, struct ledger_bio *b) {
+  size_t wl = 0;
+  REC_BEGIN(b)
+    if (0) {}
+    REC_FIELD(0, "k", mpk_rd_strcpy(&r, b->ticket_id, sizeof b->ticket_id))
+    REC_FIELD(1, "ev", mpk_rd_strcpy(&r, b->event_id, sizeof b->event_id))
+    REC_FIELD(2, "d", mpk_rd_u32(&r, &b->dim))
+    REC_FIELD(3, "t", mpk_rd_i64(&r, &b->enrolled_ms))
+    REC_FIELD(4, "wk", mpk_rd_bincpy(&r, b->wrapped, sizeof b->wrapped, &wl))
+    REC_FIELD(5, "ct", mpk_rd_bincpy(&r, b->ct, sizeof b->ct, &b->ct_len))
+    REC_FIELD(6, "x", mpk_rd_i64(&r, &b->erased_ms))
+    REC_FIELD(7, "xr", mpk_rd_strcpy(&r, b->erase_reason, sizeof b->erase_reason))
+    REC_FIELD(8, "g", rd_u64(&r, &b->gen))
+    REC_FIELD(9, "v", mpk_rd_u32(&r, &b->ticket_version))
+  REC_END(10)
+  if (b->dim == 0 || b->dim > LEDGER_BIO_DIM_MAX ||
+      (b->ct_len != 0 && (wl != sizeof b->wrapped || b->ct_len != 24 + 4 * (size_t)b->dim + 16)))
+    return GM_ECORRUPT;
+  return 0;
+}
+
+void ledger__zone_enc(struct mpk_w *w, const struct ledger_zone *z) {
+  mpk_map(w, 8);
+  mpk_kv_str(w, "ev", z->event_id);
+  mpk_kv_str(w, "id", z->id);
+  mpk_kv_str(w, "g", z->gate);
+  mpk_kv_u64(w, "k", (uint64_t)z->kind);
+  mpk_kv_bin(w, "la", z->lat_e7, 4 * (size_t)z->n_points);
+  mpk_kv_bin(w, "lo", z->lon_e7, 4 * (size_t)z->n_points);
+  mpk_kv_u64(w, "r", z->radius_m);
+  mpk_kv_u64(w, "a", z->max_accuracy_m);
+}
+
+int ledger__zone_dec(const void *p, size_t n, struct ledger_zone *z) {
+  uint32_t kind = 0;
+  size_t la = 0, lo = 0;
+  REC_BEGIN(z)
+    if (0) {}
+    REC_FIELD(0, "ev", mpk_rd_strcpy(&r, z->event_id, sizeof z->event_id))
+    REC_FIELD(1, "id", mpk_rd_strcpy(&r, z->id, sizeof z->id))
+    REC_FIELD(2, "g", mpk_rd_strcpy(&r, z->gate, sizeof z->gate))
+    REC_FIELD(3, "k", mpk_rd_u32(&r, &kind))
+    REC_FIELD(4, "la", mpk_rd_bincpy(&r, (uint8_t *)z->lat_e7, sizeof z->lat_e7, &la))
+    REC_FIELD(5, "lo", mpk_rd_bincpy(&r, (uint8_t *)z->lon_e7, sizeof z->lon_e7, &lo))
+    REC_FIELD(6, "r", mpk_rd_u32(&r, &z->radius_m))
+    REC_FIELD(7, "a", mpk_rd_u32(&r, &z->max_accuracy_m))
+  REC_END(8)
+  if (kind > LEDGER_ZONE_POLYGON || la != lo || la % 4 != 0 || la == 0)
+    return GM_ECORRUPT;
+  z->kind = (int)kind;
+  z->n_points = (uint32_t)(la / 4);
+  return 0;
 }

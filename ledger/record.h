@@ -21,6 +21,10 @@ void ledger__result_enc(struct mpk_w *w, const struct ledger_result *r);
 int ledger__result_dec(const void *p, size_t n, struct ledger_result *r);
 void ledger__incident_enc(struct mpk_w *w, const struct ledger_incident *x);
 int ledger__incident_dec(const void *p, size_t n, struct ledger_incident *x);
+void ledger__bio_enc(struct mpk_w *w, const struct ledger_bio *b);
+int ledger__bio_dec(const void *p, size_t n, struct ledger_bio *b);
+void ledger__zone_enc(struct mpk_w *w, const struct ledger_zone *z);
+int ledger__zone_dec(const void *p, size_t n, struct ledger_zone *z);
 void ledger__audit_encode(struct mpk_w *w, const struct ledger_audit *a);
 int ledger__audit_decode(const msgpack_object *o, struct ledger_audit *a);
 

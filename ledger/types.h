@@ -28,6 +28,14 @@
 /* Tiers of an event whose offline policy differs from the event's. */
 #define LEDGER_TIER_POLICIES_MAX 8
 #define LEDGER_INCIDENT_KIND_MAX 16
+/* Biometric templates: floats per template, and the sealed forms. */
+#define LEDGER_BIO_DIM_MAX 1024
+#define LEDGER_BIO_WRAPPED_LEN (24 + 32 + 16) /* nonce | data key | tag */
+#define LEDGER_BIO_CT_MAX (24 + 4 * LEDGER_BIO_DIM_MAX + 16)
+/* Ticket ids in one erasure-receipt or credential-expiry command. */
+#define LEDGER_LIST_MAX 1024
+/* Geofence zones: vertices of a polygon. */
+#define LEDGER_ZONE_POINTS_MAX 64
 /* Tickets in one create command; a larger import is split by the caller. */
 #define LEDGER_BATCH_TICKETS_MAX 10000
 #define LEDGER_AUDIT_BATCH_MAX 4096
@@ -100,6 +108,12 @@ struct ledger_event {
     int policy;
   } tier_policy[LEDGER_TIER_POLICIES_MAX];
   uint32_t n_tier_policy;
+  /* Opt-in: tickets still unused this long after the end are revoked by the
+   * cluster's background job (0: never). */
+  int64_t revoke_unscanned_after_ms;
+  /* Biometric templates of the event's tickets are erased this long after
+   * its end (0: the node's configured default). */
+  int64_t bio_retention_ms;
 };
 
 /* The offline policy that applies to a ticket of this tier. */
@@ -142,6 +156,52 @@ struct ledger_cred {
    * seen (ledger_ticket.last_nonce). */
   uint8_t secret[LEDGER_SECRET_MAX];
   size_t secret_len;
+  /* NFC tags with SUN messages (NTAG 424 DNA): the highest read counter
+   * presented so far, plus one (0: none yet). A counter at or below it is a
+   * cloned or replayed tap, wherever it is seen. */
+  uint64_t last_ctr;
+};
+
+/* A biometric enrolment: the template sealed with a per-ticket data key
+ * (XChaCha20-Poly1305), the data key wrapped by the cluster's biometric key.
+ * The plaintext never enters a command, the log or the ledger. Erasure
+ * deletes both; the record stays as a tombstone (erased_ms > 0). */
+struct ledger_bio {
+  char ticket_id[LEDGER_ID_MAX + 1];
+  char event_id[LEDGER_ID_MAX + 1];
+  uint32_t ticket_version; /* a transfer leaves the template behind */
+  uint32_t dim;
+  int64_t enrolled_ms;
+  uint8_t wrapped[LEDGER_BIO_WRAPPED_LEN];
+  uint8_t ct[LEDGER_BIO_CT_MAX];
+  size_t ct_len;          /* 0 once erased */
+  int64_t erased_ms;      /* 0 while enrolled */
+  char erase_reason[LEDGER_ACTION_MAX + 1]; /* request, retention */
+  uint64_t gen;           /* the bio change that wrote this record */
+};
+
+/* A gate's receipt for the erasure of a ticket's template: its replica no
+ * longer holds the data key and its in-memory copy was wiped. */
+struct ledger_bio_receipt {
+  char ticket_id[LEDGER_ID_MAX + 1];
+  char gate[LEDGER_GATE_MAX + 1];
+  int64_t erased_ms;
+};
+
+enum ledger_zone_kind { LEDGER_ZONE_CIRCLE = 0, LEDGER_ZONE_POLYGON = 1 };
+
+/* A geofence entry zone of an event, optionally tied to one gate.
+ * Coordinates in 1e-7 degrees (about 1 cm), so the ledger holds integers. */
+struct ledger_zone {
+  char event_id[LEDGER_ID_MAX + 1];
+  char id[LEDGER_ID_MAX + 1];
+  char gate[LEDGER_GATE_MAX + 1]; /* "" = any gate of the event */
+  int kind;
+  int32_t lat_e7[LEDGER_ZONE_POINTS_MAX]; /* circle: the centre in [0] */
+  int32_t lon_e7[LEDGER_ZONE_POINTS_MAX];
+  uint32_t n_points;
+  uint32_t radius_m; /* circle */
+  uint32_t max_accuracy_m; /* a fix less accurate than this is refused */
 };
 
 /* The first admission of a ticket (kept in the ticket record: a used ticket

@@ -117,3 +117,22 @@ void gm_hex(char *out, const uint8_t *p, size_t n) {
   }
   out[2 * n] = 0;
 }
+
+long gm_unhex(uint8_t *out, size_t cap, const char *s, size_t n) {
+  if (n % 2 != 0 || n / 2 > cap)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    int v = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
+    if (v < 0)
+      return -1;
+    if (i % 2 == 0)
+      out[i / 2] = (uint8_t)(v << 4);
+    else
+      out[i / 2] |= (uint8_t)v;
+  }
+  return (long)(n / 2);
+}

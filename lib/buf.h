@@ -52,6 +52,9 @@ int gm_strlcpy(char *dst, size_t cap, const char *src, size_t src_len);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void gm_hex(char *out, const uint8_t *p, size_t n);
+/* Bytes of the hex string s[0..n) (either case) into out; the byte count, or
+ * -1 for an odd length, a non-hex character or more than cap bytes. */
+long gm_unhex(uint8_t *out, size_t cap, const char *s, size_t n);
 
 /* Little-endian integers in byte buffers (journal records, Raft entries). */
 static inline void gm_le16_put(uint8_t *p, uint16_t v) {

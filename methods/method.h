@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct bio_index;
+
 #include "../ledger/cmd.h"
 #include "../ledger/ledger.h"
 
@@ -34,6 +36,15 @@ struct method_config {
   int64_t key_validity_ms;     /* lifetime of a signing key from its creation */
   bool enabled_qr;             /* config defaults; the admin toggle overrides */
   bool enabled_pass;
+  bool enabled_nfc;
+  bool enabled_biometric;
+  bool enabled_geofence;
+  bool nfc_require_record;     /* a tap without the signed record is refused */
+  uint32_t bio_dim;            /* floats per biometric template */
+  double bio_threshold;        /* cosine similarity to accept a match */
+  double bio_margin;           /* 1:N: best minus second best at least this */
+  int64_t geo_freshness_ms;    /* age of a geofence entry report accepted */
+  uint32_t geo_max_accuracy_m; /* default accuracy limit of a zone */
 };
 
 void method_config_default(struct method_config *c);
@@ -43,6 +54,11 @@ struct method_env {
   int64_t now_ms;
   const struct method_config *cfg;
   const uint8_t *seal_key; /* 32 bytes; unseals signing keys */
+  const uint8_t *nfc_key;  /* 32 bytes; NTAG 424 SUN keys (NULL: no SUN) */
+  const uint8_t *bio_key;  /* 32 bytes; wraps biometric data keys (NULL: none) */
+  struct bio_index *bio;   /* decrypted templates for 1:N (NULL: read the ledger) */
+  const char *ticket_hint; /* the ticket the request names, if any (set by the service) */
+  const char *gate;        /* the gate verifying, if known (geofence zones per gate) */
   void (*random)(void *arg, void *out, size_t n);
   void *random_arg;
   char err[METHOD_ERR_MAX]; /* what was wrong with a GM_EINVAL request */
@@ -60,6 +76,8 @@ struct method_claim {
   char cred_id[LEDGER_ID_MAX + 1];
   uint32_t ticket_version;
   uint64_t nonce;
+  bool has_score; /* biometric: the similarity that decided */
+  double score;
 };
 
 struct method {
@@ -84,5 +102,8 @@ int method__str(struct method_env *env, const json_t *obj, const char *key, cons
 
 extern const struct method method_qr;
 extern const struct method method_pass;
+extern const struct method method_nfc;
+extern const struct method method_biometric;
+extern const struct method method_geofence;
 
 #endif

@@ -8,7 +8,8 @@
 #include "../lib/err.h"
 #include "method.h"
 
-static const struct method *const methods[] = {&method_qr, &method_pass};
+static const struct method *const methods[] = {&method_qr, &method_pass, &method_nfc,
+                                               &method_biometric, &method_geofence};
 
 void method_config_default(struct method_config *c) {
   memset(c, 0, sizeof *c);
@@ -19,6 +20,14 @@ void method_config_default(struct method_config *c) {
   c->key_validity_ms = 90LL * 24 * 3600 * 1000;
   c->enabled_qr = true;
   c->enabled_pass = true;
+  c->enabled_nfc = true;
+  c->enabled_biometric = true;
+  c->enabled_geofence = true;
+  c->bio_dim = 128;
+  c->bio_threshold = 0.80;
+  c->bio_margin = 0.05;
+  c->geo_freshness_ms = 30 * 1000;
+  c->geo_max_accuracy_m = 50;
 }
 
 const struct method *method_find(const char *name) {
@@ -42,6 +51,12 @@ bool method_enabled(struct method_env *env, const char *name) {
     return env->cfg->enabled_qr;
   if (strcmp(name, "pass") == 0)
     return env->cfg->enabled_pass;
+  if (strcmp(name, "nfc") == 0)
+    return env->cfg->enabled_nfc;
+  if (strcmp(name, "biometric") == 0)
+    return env->cfg->enabled_biometric;
+  if (strcmp(name, "geofence") == 0)
+    return env->cfg->enabled_geofence;
   return false;
 }
 

@@ -58,6 +58,7 @@ int verify_service_check(struct method_env *env, const char *method, const json_
     out->claim.reason = LEDGER_REASON_METHOD_DISABLED;
     return 0;
   }
+  env->ticket_hint = ticket_hint;
   int rc = m->verify(env, presented, &out->claim);
   if (rc != 0)
     return rc;

@@ -98,6 +98,10 @@ void api_cluster_token(struct api_req *ar);
 void api_ledger_hash(struct api_req *ar);
 void api_cluster_leave(struct api_req *ar);
 void api_incidents(struct api_req *ar);
+void api_bio_get(struct api_req *ar);
+void api_bio_erase(struct api_req *ar);
+void api_zones_set(struct api_req *ar);
+void api_zones_get(struct api_req *ar);
 
 /* Loads the ticket named by params[0] if the caller holds it or has at least
  * `role`; otherwise replies (404 to attendees, 403 to others) and returns -1. */

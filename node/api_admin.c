@@ -384,6 +384,7 @@ void api_metrics(struct api_req *ar) {
   gm_buf_printf(&b, "%s", cm);
   provisional_metrics(n, cm, sizeof cm);
   gm_buf_printf(&b, "%s", cm);
+  jobs_metrics(n, &b);
   api_reply_text(ar, 200, "text/plain; version=0.0.4", (const char *)b.ptr, b.len);
   gm_buf_free(&b);
   api_done(ar);
@@ -457,6 +458,7 @@ void api_cluster_status(struct api_req *ar) {
     json_object_set_new(o, "partition_mode", json_boolean(provisional_partition_mode(n)));
     json_object_set_new(o, "provisional", provisional_status(n));
     json_object_set_new(o, "gate", json_string(n->cfg.gate));
+    json_object_set_new(o, "jobs", jobs_status(n));
     api_reply_json(ar, 200, o);
     api_done(ar);
     return;
@@ -471,10 +473,10 @@ void api_cluster_status(struct api_req *ar) {
   json_array_append_new(members, self);
   /* A single gate is its own leader: it commits locally (group commit). */
   api_reply_json(ar, 200,
-                 json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:b, s:s}", "node_id",
+                 json_pack("{s:I, s:s, s:I, s:I, s:I, s:o, s:b, s:s, s:o}", "node_id",
                            (json_int_t)n->cfg.node_id, "role", "leader", "leader",
                            (json_int_t)n->cfg.node_id, "term", (json_int_t)1, "applied_index",
                            (json_int_t)n->commit.stats.applied, "members", members,
-                           "partition_mode", 0, "mode", "single"));
+                           "partition_mode", 0, "mode", "single", "jobs", jobs_status(n)));
   api_done(ar);
 }

@@ -7,6 +7,7 @@
  * denial is answered at once and audited in the next commit; a pass becomes
  * a REDEEM command whose committed, fsynced result is the verdict.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/buf.h"
@@ -88,6 +89,7 @@ void api_methods_generate(struct api_req *ar) {
   rc = m->generate(&env, &t, ar->body, &is);
   node_env_end(&env);
   if (rc != 0) {
+    ledger_cmd_free(&is.cmd);
     api_error(ar, rc, rc == GM_EINVAL ? env.err : NULL);
     return api_done(ar);
   }
@@ -96,13 +98,16 @@ void api_methods_generate(struct api_req *ar) {
   ar->state = st;
   struct ledger_cmd *c = &is.cmd;
   node_cmd_init(ar->node, c, c->op, ar->rid, ar->who.user_id);
-  api_commit(ar, c, gen_committed);
+  api_commit(ar, c, gen_committed); /* encodes c at once */
+  ledger_cmd_free(c);
 }
 
 struct verify_state {
   char method[LEDGER_METHOD_MAX + 1];
   char gate[LEDGER_GATE_MAX + 1];
   char ticket_id[LEDGER_ID_MAX + 1];
+  bool has_score;
+  double score;
 };
 
 /* Verdicts are the hot reply: written straight into a buffer (strings
@@ -136,6 +141,11 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
   if (st->ticket_id[0]) {
     gm_buf_append_str(&b, ",\"ticket_id\":");
     api_json_str(&b, st->ticket_id);
+  }
+  if (st->has_score) {
+    char num[32];
+    snprintf(num, sizeof num, ",\"score\":%.6f", st->score);
+    gm_buf_append_str(&b, num);
   }
   if (first_use) {
     gm_buf_append_str(&b, ",\"first_use\":{\"gate\":");
@@ -216,6 +226,9 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
     api_error(ar, rc, NULL);
     return api_done(ar);
   }
+  env.gate = gate;
+  if (strcmp(method, "biometric") == 0)
+    node_bio_sync(n, env.rd); /* the index sees what this snapshot sees */
   struct ledger_result first;
   if (ar->has_idem_key && ledger_dedup_get(env.rd, ar->rid, &first) == 0) {
     /* A retry of a verify whose reply was lost: the first verdict stands,
@@ -263,6 +276,11 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
   strncpy(st->method, method, LEDGER_METHOD_MAX);
   strcpy(st->gate, gate);
   memcpy(st->ticket_id, out.claim.ticket_id, sizeof st->ticket_id);
+  st->has_score = out.claim.has_score;
+  st->score = out.claim.score;
+  if (!out.propose && out.claim.reason == LEDGER_REASON_NO_MATCH && hint == NULL &&
+      strcmp(method, "biometric") == 0 && json_object_get(presented, "ticket_id") == NULL)
+    st->ticket_id[0] = 0; /* a face that matched nobody well enough names no one */
   if (!out.propose) {
     struct ledger_audit a;
     memset(&a, 0, sizeof a);

@@ -22,11 +22,17 @@ json_t *api_event_json(const struct ledger_event *e) {
   for (uint32_t i = 0; i < e->n_tier_policy; i++)
     json_object_set_new(tiers, e->tier_policy[i].tier,
                         json_string(ledger_policy_str(e->tier_policy[i].policy)));
-  return json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:o, s:I}", "id", e->id, "name", e->name,
-                   "starts_ms", (json_int_t)e->starts_ms, "ends_ms", (json_int_t)e->ends_ms,
-                   "offline_policy", ledger_policy_str(e->policy), "offline_budget",
-                   (json_int_t)e->offline_budget, "tier_policies", tiers, "created_ms",
-                   (json_int_t)e->created_ms);
+  json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:o, s:I}", "id", e->id, "name",
+                        e->name, "starts_ms", (json_int_t)e->starts_ms, "ends_ms",
+                        (json_int_t)e->ends_ms, "offline_policy", ledger_policy_str(e->policy),
+                        "offline_budget", (json_int_t)e->offline_budget, "tier_policies", tiers,
+                        "created_ms", (json_int_t)e->created_ms);
+  if (j && e->revoke_unscanned_after_ms)
+    json_object_set_new(j, "revoke_unscanned_after_ms",
+                        json_integer(e->revoke_unscanned_after_ms));
+  if (j && e->bio_retention_ms)
+    json_object_set_new(j, "biometric_retention_ms", json_integer(e->bio_retention_ms));
+  return j;
 }
 
 json_t *api_ticket_json(const struct ledger_ticket *t) {
@@ -115,12 +121,20 @@ static void event_committed(struct api_req *ar, const struct ledger_result *res)
 
 void api_events_create(struct api_req *ar) {
   const char *id = NULL, *name, *policy = "strict";
-  json_int_t starts, ends, budget = ar->node->cfg.offline_budget;
+  json_int_t starts, ends, budget = ar->node->cfg.offline_budget, revoke_after = 0,
+                           retention = 0;
   json_t *tiers = NULL;
-  if (api_unpack(ar, "{s?s, s:s, s:I, s:I, s?s, s?I, s?o}", "id", &id, "name", &name,
+  if (api_unpack(ar, "{s?s, s:s, s:I, s:I, s?s, s?I, s?o, s?I, s?I}", "id", &id, "name", &name,
                  "starts_ms", &starts, "ends_ms", &ends, "offline_policy", &policy,
-                 "offline_budget", &budget, "tier_policies", &tiers) != 0)
+                 "offline_budget", &budget, "tier_policies", &tiers,
+                 "revoke_unscanned_after_ms", &revoke_after, "biometric_retention_ms",
+                 &retention) != 0)
     return api_done(ar);
+  if (revoke_after < 0 || retention < 0) {
+    api_problem(ar, 400, "invalid_field",
+                "revoke_unscanned_after_ms and biometric_retention_ms must not be negative");
+    return api_done(ar);
+  }
   if (tiers != NULL && (!json_is_object(tiers) || json_object_size(tiers) > LEDGER_TIER_POLICIES_MAX)) {
     api_problem(ar, 400, "invalid_field", "tier_policies must be an object of at most %d tiers",
                 LEDGER_TIER_POLICIES_MAX);
@@ -153,6 +167,8 @@ void api_events_create(struct api_req *ar) {
   c.u.event.ends_ms = ends;
   c.u.event.policy = pol;
   c.u.event.offline_budget = (uint32_t)budget;
+  c.u.event.revoke_unscanned_after_ms = revoke_after;
+  c.u.event.bio_retention_ms = retention;
   if (tiers != NULL) {
     const char *tier;
     json_t *v;

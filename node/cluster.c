@@ -1683,7 +1683,7 @@ static int load_join_key(struct node *n) {
     }
     fclose(f);
     memcpy(n->cluster_key, key, 32);
-    keys_seal_key_derive(n->cluster_key, n->seal_key);
+    node_keys_derive(n);
   }
   sodium_memzero(key, sizeof key);
   return 0;

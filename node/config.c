@@ -35,6 +35,10 @@ void node_config_default(struct node_config *c) {
   c->offline_wait_ms = 300;
   c->offline_budget = 500;
   c->provisional_max = 200000;
+  c->jobs_interval_ms = 10 * 1000;
+  c->bio_retention_ms = 7LL * 86400 * 1000;
+  c->jobs_batch = 5000;
+  c->expire_grace_ms = 3600 * 1000;
   method_config_default(&c->methods);
 }
 
@@ -129,8 +133,26 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
       return bad(err, errlen, key, "must be true or false");
     return 0;
   }
+  if (!strcmp(key, "nfc-require-record")) {
+    if (parse_bool(value, &c->methods.nfc_require_record) != 0)
+      return bad(err, errlen, key, "must be true or false");
+    return 0;
+  }
+  if (!strcmp(key, "bio-threshold") || !strcmp(key, "bio-margin")) {
+    char *end;
+    double d = strtod(value, &end);
+    if (*value == 0 || *end != 0 || !(d >= 0 && d <= 1))
+      return bad(err, errlen, key, "must be a number from 0 to 1");
+    if (!strcmp(key, "bio-threshold"))
+      c->methods.bio_threshold = d;
+    else
+      c->methods.bio_margin = d;
+    return 0;
+  }
   if (!strcmp(key, "methods")) {
     c->methods.enabled_qr = c->methods.enabled_pass = false;
+    c->methods.enabled_nfc = c->methods.enabled_biometric = false;
+    c->methods.enabled_geofence = false;
     char buf[256];
     if (gm_strlcpy(buf, sizeof buf, value, strlen(value)) != 0)
       return bad(err, errlen, key, "too long");
@@ -139,8 +161,15 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
         c->methods.enabled_qr = true;
       else if (!strcmp(tok, "pass"))
         c->methods.enabled_pass = true;
+      else if (!strcmp(tok, "nfc"))
+        c->methods.enabled_nfc = true;
+      else if (!strcmp(tok, "biometric"))
+        c->methods.enabled_biometric = true;
+      else if (!strcmp(tok, "geofence"))
+        c->methods.enabled_geofence = true;
       else
-        return bad(err, errlen, key, "unknown method (known: qr, pass)");
+        return bad(err, errlen, key,
+                   "unknown method (known: qr, pass, nfc, biometric, geofence)");
     }
     return 0;
   }
@@ -169,6 +198,14 @@ int node_config_set(struct node_config *c, const char *key, const char *value, c
   NUM_KEY("holder-window-s", 5, 3600, c->methods.holder_window_ms = (int64_t)v * 1000);
   NUM_KEY("clock-skew-s", 0, 300, c->methods.clock_skew_ms = (int64_t)v * 1000);
   NUM_KEY("pass-period-s", 5, 300, c->methods.pass_period_s = (uint32_t)v);
+  NUM_KEY("bio-dim", 8, LEDGER_BIO_DIM_MAX, c->methods.bio_dim = (uint32_t)v);
+  NUM_KEY("geo-freshness-s", 1, 3600, c->methods.geo_freshness_ms = (int64_t)v * 1000);
+  NUM_KEY("geo-max-accuracy-m", 1, 100000, c->methods.geo_max_accuracy_m = (uint32_t)v);
+  NUM_KEY("jobs-interval-ms", 50, 3600000, c->jobs_interval_ms = (int64_t)v);
+  NUM_KEY("jobs-batch", 1, 1000000, c->jobs_batch = (uint32_t)v);
+  NUM_KEY("expire-grace-s", 0, 365ULL * 86400, c->expire_grace_ms = (int64_t)v * 1000);
+  NUM_KEY("bio-retention-s", 0, 10ULL * 365 * 86400,
+          c->bio_retention_ms = (int64_t)v * 1000);
   NUM_KEY("key-validity-days", 1, 3650,
           c->methods.key_validity_ms = (int64_t)v * 86400 * 1000);
   return bad(err, errlen, key, "unknown key");

@@ -48,6 +48,11 @@ struct node_config {
   uint32_t verify_rate_per_s; /* per client address; 0 = unlimited */
   int64_t checkpoint_interval_ms;
   uint64_t checkpoint_journal_bytes;
+  int64_t jobs_interval_ms;     /* background jobs and the biometric index sync */
+  int64_t bio_retention_ms;     /* templates erased this long after their event ends,
+                                   unless the event says otherwise */
+  uint32_t jobs_batch;          /* records a job examines per run */
+  int64_t expire_grace_ms;      /* credentials are deleted this long after they expire */
   struct method_config methods;
 };
 

@@ -27,8 +27,11 @@
 #include "../lib/codec.h"
 #include "../lib/err.h"
 #include "../lib/mpk.h"
+#include "../methods/geofence.h"
+#include "../methods/nfc.h"
 #include "../methods/pass.h"
 #include "../methods/qr.h"
+#include "nfc_tool.h"
 #include "../raft/secure.h"
 #include "cluster.h"
 #include "config.h"
@@ -58,6 +61,13 @@ static int usage(void) {
           "  audit [--ticket ID] [--method M] [--gate G] [--limit N]\n"
           "  toggle METHOD on|off | override TICKET admit|reset REASON | rotate-key\n"
           "  incidents | status | health | jwks | keygen\n"
+          "  nfc write --device CONNSTRING --ticket ID [--sun]   provision a tag in the field\n"
+          "  nfc listen --device CONNSTRING --gate URL [--gate-name NAME]   verify every tap\n"
+          "  nfc sun-tap --uid HEX --ctr N --meta-key HEX --file-key HEX   an NTAG 424 tap\n"
+          "  geo sign --key SEED_B64URL --ticket ID --lat D --lon D --accuracy M [--at MS]\n"
+          "  zone add EVENT ID (--circle LAT,LON,RADIUS_M | --polygon LAT,LON;LAT,LON;...)\n"
+          "           [--gate NAME] [--max-accuracy M]\n"
+          "  bio status|erase TICKET\n"
           "  cluster status | cluster join-token | cluster leave NODE_ID\n"
           "  cluster join ANY_NODE_CLUSTER_ADDR --token T --node-id N --cluster-listen ADDR\n"
           "               [gated flags...]   checks the token, then runs this gate joined\n");
@@ -489,6 +499,163 @@ static int cmd_verify(int argc, char **argv) {
   return rc != 0 ? rc : admitted ? 0 : 3;
 }
 
+/* The kiosk: waits for a blank tag on the reader, maps its UID to the
+ * ticket through the API, writes the signed record as NDEF from page 4. */
+static int cmd_nfc_write(int argc, char **argv) {
+  const char *dev = opt(argc, argv, "--device"), *ticket = opt(argc, argv, "--ticket");
+  if (dev == NULL || ticket == NULL)
+    return usage();
+  char err[256];
+  struct nfctool *t;
+  if (nfctool_open(dev, &t, err, sizeof err) != 0) {
+    fprintf(stderr, "gatectl: %s\n", err);
+    return 1;
+  }
+  uint8_t uid[10];
+  size_t ul;
+  fprintf(stderr, "gatectl: hold a tag on the reader at %s\n", dev);
+  int rc = nfctool_wait_tag(t, uid, &ul, 30000);
+  if (rc != 0) {
+    fprintf(stderr, "gatectl: no tag on the reader at %s: %s\n", dev, gm_err_msg(rc));
+    nfctool_close(t);
+    return 1;
+  }
+  char uidhex[21], path[256];
+  gm_hex(uidhex, uid, ul);
+  snprintf(path, sizeof path, "/tickets/%s/methods/nfc/generate", ticket);
+  json_t *body = json_pack("{s:s}", "uid", uidhex);
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--sun"))
+      json_object_set_new(body, "sun", json_true());
+  json_t *j;
+  long st = request("POST", path, body, &j);
+  const char *memhex = j ? json_string_value(json_object_get(j, "ndef_t2")) : NULL;
+  uint8_t mem[512];
+  long ml = memhex ? gm_unhex(mem, sizeof mem, memhex, strlen(memhex)) : -1;
+  rc = st == 200 && ml > 0 ? nfctool_write_t2(t, mem, (size_t)ml) : GM_EIO;
+  if (st == 200 && rc != 0)
+    fprintf(stderr, "gatectl: tag %s is mapped but writing its record failed; tap it again\n",
+            uidhex);
+  nfctool_close(t);
+  print_reply(st, j);
+  return rc == 0 ? 0 : 1;
+}
+
+/* The scanner: every tap read from the reader goes to POST /verify. */
+static int cmd_nfc_listen(int argc, char **argv) {
+  const char *dev = opt(argc, argv, "--device"), *gate = opt(argc, argv, "--gate");
+  if (dev == NULL || gate == NULL)
+    return usage();
+  base_url = gate;
+  char err[256];
+  struct nfctool *t;
+  if (nfctool_open(dev, &t, err, sizeof err) != 0) {
+    fprintf(stderr, "gatectl: %s\n", err);
+    return 1;
+  }
+  for (;;) {
+    uint8_t uid[10], mem[1024];
+    size_t ul, ml;
+    if (nfctool_wait_tag(t, uid, &ul, -1) != 0)
+      break;
+    char uidhex[21];
+    gm_hex(uidhex, uid, ul);
+    json_t *pd = json_pack("{s:s}", "uid", uidhex);
+    const uint8_t *ndef;
+    size_t nl, count;
+    struct ndef_record recs[8];
+    if (nfctool_read_t2(t, mem, sizeof mem, &ml) == 0 &&
+        ndef_t2_unwrap(mem, ml, &ndef, &nl) == 0 && ndef_decode(ndef, nl, recs, 8, &count) == 0)
+      for (size_t i = 0; i < count; i++)
+        if (recs[i].tnf == 0x04 && recs[i].type_len == sizeof NFC_NDEF_TYPE - 1 &&
+            memcmp(recs[i].type, NFC_NDEF_TYPE, recs[i].type_len) == 0 &&
+            recs[i].payload_len <= NFC_RECORD_MAX) {
+          char b64[2 * NFC_RECORD_MAX];
+          gm_b64url_encode(b64, sizeof b64, recs[i].payload, recs[i].payload_len);
+          json_object_set_new(pd, "record", json_string(b64));
+        }
+    json_t *body = json_pack("{s:s, s:o}", "method", "nfc", "presented_data", pd);
+    const char *name = opt(argc, argv, "--gate-name");
+    if (name)
+      json_object_set_new(body, "gate", json_string(name));
+    call("POST", "/verify", body);
+    fflush(stdout);
+    nfctool_wait_removed(t);
+  }
+  nfctool_close(t);
+  return 1;
+}
+
+static int cmd_nfc_sun_tap(int argc, char **argv) {
+  const char *u = opt(argc, argv, "--uid"), *c = opt(argc, argv, "--ctr"),
+             *mk = opt(argc, argv, "--meta-key"), *fk = opt(argc, argv, "--file-key");
+  uint8_t uid[7], meta[16], file[16], pad[5], enc[16], mac[8];
+  if (u == NULL || c == NULL || mk == NULL || fk == NULL ||
+      gm_unhex(uid, 7, u, strlen(u)) != 7 || gm_unhex(meta, 16, mk, strlen(mk)) != 16 ||
+      gm_unhex(file, 16, fk, strlen(fk)) != 16)
+    return usage();
+  randombytes_buf(pad, sizeof pad);
+  if (nfc_sun_tap(meta, file, uid, (uint32_t)strtoul(c, NULL, 10), pad, enc, mac) != 0)
+    return 1;
+  char eh[33], mh[17];
+  gm_hex(eh, enc, 16);
+  gm_hex(mh, mac, 8);
+  printf("{\"picc_data\":\"%s\",\"cmac\":\"%s\"}\n", eh, mh);
+  return 0;
+}
+
+/* What the client SDK does on entering a zone: sign the position report. */
+static int cmd_geo_sign(int argc, char **argv) {
+  const char *k = opt(argc, argv, "--key"), *tk = opt(argc, argv, "--ticket"),
+             *la = opt(argc, argv, "--lat"), *lo = opt(argc, argv, "--lon"),
+             *ac = opt(argc, argv, "--accuracy"), *at = opt(argc, argv, "--at");
+  uint8_t seed[32], pk[32], sk[64], sig[64];
+  if (k == NULL || tk == NULL || la == NULL || lo == NULL || ac == NULL ||
+      gm_b64url_decode(seed, sizeof seed, k, strlen(k)) != 32)
+    return usage();
+  crypto_sign_seed_keypair(pk, sk, seed);
+  char msg[GEO_MSG_MAX];
+  int64_t ts = at ? atoll(at) : now_ms();
+  size_t n = geo_message(msg, tk, strtod(la, NULL), strtod(lo, NULL), strtod(ac, NULL), ts);
+  crypto_sign_detached(sig, NULL, (const uint8_t *)msg, n, sk);
+  char s64[100];
+  gm_b64url_encode(s64, sizeof s64, sig, sizeof sig);
+  printf("{\"signature\":\"%s\",\"timestamp_ms\":%lld}\n", s64, (long long)ts);
+  sodium_memzero(sk, sizeof sk);
+  return 0;
+}
+
+static int cmd_zone_add(int argc, char **argv) {
+  const char *circle = opt(argc, argv, "--circle"), *poly = opt(argc, argv, "--polygon");
+  json_t *b = json_pack("{s:s}", "id", argv[3]);
+  if (opt(argc, argv, "--gate"))
+    json_object_set_new(b, "gate", json_string(opt(argc, argv, "--gate")));
+  if (opt(argc, argv, "--max-accuracy"))
+    json_object_set_new(b, "max_accuracy_m", json_integer(atoll(opt(argc, argv, "--max-accuracy"))));
+  if (circle) {
+    double lat, lon, r;
+    if (sscanf(circle, "%lf,%lf,%lf", &lat, &lon, &r) != 3) {
+      json_decref(b);
+      return usage();
+    }
+    json_object_set_new(b, "circle", json_pack("{s:f, s:f, s:I}", "lat", lat, "lon", lon,
+                                               "radius_m", (json_int_t)r));
+  } else if (poly) {
+    json_t *pts = json_array();
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", poly);
+    for (char *save, *p = strtok_r(buf, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+      double lat, lon;
+      if (sscanf(p, "%lf,%lf", &lat, &lon) == 2)
+        json_array_append_new(pts, json_pack("[f, f]", lat, lon));
+    }
+    json_object_set_new(b, "polygon", pts);
+  }
+  char path[256];
+  snprintf(path, sizeof path, "/events/%s/zones", argv[2]);
+  return call("POST", path, b);
+}
+
 static int cmd_audit(int argc, char **argv) {
   char path[1024] = "/audits/usage?x=1";
   const char *keys[] = {"--ticket", "--method", "--gate", "--limit", "--since"};
@@ -609,6 +776,21 @@ int main(int argc, char **argv) {
     rc = call("GET", "/.well-known/jwks.json", NULL);
   else if (!strcmp(c, "keygen"))
     rc = cmd_keygen();
+  else if (!strcmp(c, "nfc") && !strcmp(sub, "write"))
+    rc = cmd_nfc_write(argc, argv);
+  else if (!strcmp(c, "nfc") && !strcmp(sub, "listen"))
+    rc = cmd_nfc_listen(argc, argv);
+  else if (!strcmp(c, "nfc") && !strcmp(sub, "sun-tap"))
+    rc = cmd_nfc_sun_tap(argc, argv);
+  else if (!strcmp(c, "geo") && !strcmp(sub, "sign"))
+    rc = cmd_geo_sign(argc, argv);
+  else if (!strcmp(c, "zone") && !strcmp(sub, "add") && argc >= 4)
+    rc = cmd_zone_add(argc, argv);
+  else if (!strcmp(c, "bio") && (!strcmp(sub, "status") || !strcmp(sub, "erase")) &&
+           argc >= 3) {
+    snprintf(path, sizeof path, "/tickets/%s/methods/biometric", argv[2]);
+    rc = call(!strcmp(sub, "status") ? "GET" : "DELETE", path, NULL);
+  }
   else if (!strcmp(c, "cluster") && !strcmp(sub, "status"))
     rc = call("GET", "/cluster/status", NULL);
   else if (!strcmp(c, "cluster") && !strcmp(sub, "join-token"))

@@ -19,7 +19,9 @@
 #include "../lib/assert.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
+#include "../methods/bio.h"
 #include "../methods/keys.h"
+#include "../methods/nfc.h"
 #include "../lib/mpk.h"
 #include "auth.h"
 #include "checkpoint.h"
@@ -43,6 +45,10 @@ int node_env_begin(struct node *n, struct method_env *env) {
   env->now_ms = node_now_ms();
   env->cfg = &n->cfg.methods;
   env->seal_key = n->seal_key;
+  env->nfc_key = n->nfc_key;
+  env->bio_key = n->bio_key;
+  env->bio = n->bio;
+  env->gate = n->cfg.gate;
   env->random = node_random;
   env->owner = n;
   /* The loop thread keeps one read transaction parked between requests. */
@@ -123,7 +129,7 @@ static int cluster_key_load(struct node *n) {
     close(fd);
     GM_INFO("created cluster key", "path=%s", path);
   }
-  keys_seal_key_derive(n->cluster_key, n->seal_key);
+  node_keys_derive(n);
   return 0;
 }
 
@@ -279,6 +285,8 @@ int node_start(struct node *n) {
   } else {
     checkpoint_start(n);
   }
+  if ((rc = jobs_start(n)) != 0)
+    return rc;
   if ((rc = http_start(n)) != 0)
     return rc;
   uv_signal_init(n->loop, &n->sig_int);
@@ -334,6 +342,7 @@ void node_stop(struct node *n) {
   uv_signal_stop(&n->sig_int);
   uv_signal_stop(&n->sig_term);
   http_stop(n);
+  jobs_stop(n);
   gossip_stop(n, NULL, NULL);
   provisional_stop(n);
   checkpoint_stop(n);
@@ -352,6 +361,7 @@ void node_cleanup(struct node *n) {
     checkpoint_mark(n, true);
   journal_close(&n->journal);
   gossip_free(n);
+  jobs_free(n);
   provisional_free(n);
   cluster_free(n);
   auth_cleanup(n);
@@ -361,4 +371,12 @@ void node_cleanup(struct node *n) {
   n->ledger = NULL;
   sodium_memzero(n->cluster_key, sizeof n->cluster_key);
   sodium_memzero(n->seal_key, sizeof n->seal_key);
+  sodium_memzero(n->nfc_key, sizeof n->nfc_key);
+  sodium_memzero(n->bio_key, sizeof n->bio_key);
+}
+
+void node_keys_derive(struct node *n) {
+  keys_seal_key_derive(n->cluster_key, n->seal_key);
+  nfc_key_derive(n->cluster_key, n->nfc_key);
+  bio_key_derive(n->cluster_key, n->bio_key);
 }

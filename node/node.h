@@ -86,7 +86,11 @@ struct node {
   bool cluster_mode;
   uint8_t cluster_key[32];
   uint8_t seal_key[32];
+  uint8_t nfc_key[32];   /* NTAG 424 SUN keys derive from it */
+  uint8_t bio_key[32];   /* wraps biometric data keys */
   uint8_t cache_key[16];
+  struct bio_index *bio; /* decrypted templates, locked in memory */
+  struct jobs *jobs;     /* background jobs, biometric sync and receipts */
   h2o_globalconf_t h2o_config;
   h2o_context_t h2o_ctx;
   h2o_accept_ctx_t accept_ctx;
@@ -116,6 +120,18 @@ struct node {
 };
 
 int64_t node_now_ms(void);
+/* Derives the seal, NFC and biometric keys from n->cluster_key. */
+void node_keys_derive(struct node *n);
+/* Brings the biometric index up to what rd sees; erasures found queue this
+ * gate's receipts. */
+void node_bio_sync(struct node *n, struct ledger_rd *rd);
+/* Background jobs (jobs.c): started with the node, stopped before drain. */
+int jobs_start(struct node *n);
+void jobs_stop(struct node *n);
+void jobs_free(struct node *n);
+/* /metrics lines of the jobs and the biometric index. */
+void jobs_metrics(struct node *n, struct gm_buf *b);
+json_t *jobs_status(struct node *n);
 /* A method environment over a fresh read snapshot; end it with node_env_end. */
 int node_env_begin(struct node *n, struct method_env *env);
 void node_env_end(struct method_env *env);
