@@ -27,7 +27,7 @@ $B/seeds $B/corpus
 pass=0; fail=0
 for t in tests/fuzz/fuzz_*.c; do
   name=$(basename "$t" .c); target=${name#fuzz_}
-  clang $CFLAGS $SAN -fsanitize=fuzzer "$t" $B/*.o -o $B/$name $LIBS
+  clang $CFLAGS $SAN -fsanitize=fuzzer "$t" tests/fuzz/fixture.c $B/*.o -o $B/$name $LIBS
   mkdir -p $B/corpus/$target
   if [ "$mode" = regress ]; then
     args=(-runs=0)

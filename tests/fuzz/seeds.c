@@ -6,9 +6,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/buf.h"
 #include "lib/jws.h"
 #include "ledger/cmd.h"
 #include "ledger/record.h"
+#include "methods/nfc.h"
 #include "methods/pass.h"
 #include "methods/qr.h"
 #include "methods/qr_image.h"
@@ -111,5 +113,48 @@ int main(int argc, char **argv) {
   mpk_w_free(&w);
   snprintf(d, sizeof d, "%s/snapshot", argv[1]);
   put(d, "empty", "GMSNAP1\n", 8);
+
+  /* A tag as written by `gatectl nfc write`: the signed record in an NDEF
+   * message in Type 2 tag memory. */
+  static const uint8_t uid[7] = {0x04, 0xDE, 0x5F, 0x1E, 0xAC, 0xC0, 0x40};
+  uint8_t rec[NFC_RECORD_MAX], msg[512], mem[600];
+  size_t rl2, ml, tl;
+  nfc_record_build(sk, 1, "t1", 1, uid, sizeof uid, rec, &rl2);
+  struct ndef_record nr = {.tnf = 4, .type = (const uint8_t *)NFC_NDEF_TYPE,
+                           .type_len = sizeof NFC_NDEF_TYPE - 1, .payload = rec,
+                           .payload_len = (uint32_t)rl2};
+  ndef_encode(&nr, 1, msg, sizeof msg, &ml);
+  ndef_t2_wrap(msg, ml, mem, sizeof mem, &tl);
+  snprintf(d, sizeof d, "%s/ndef", argv[1]);
+  put(d, "tag", mem, tl);
+  put(d, "record", rec, rl2);
+
+  /* A SUN tap of the tag the sun target maps, under its NFC key (fixture.c),
+   * as plaintext PICCData and as presented_data. */
+  uint8_t nfc_key[32], mk[16], fk[16], scratch[16], enc[16], mac[8], pad[5] = {1, 2, 3, 4, 5};
+  memset(nfc_key, 0x4e, sizeof nfc_key);
+  nfc_sun_keys(nfc_key, NULL, 0, mk, scratch);
+  nfc_sun_keys(nfc_key, uid, sizeof uid, scratch, fk);
+  nfc_sun_tap(mk, fk, uid, 5, pad, enc, mac);
+  uint8_t plain[16] = {0xC7, 0x04, 0xDE, 0x5F, 0x1E, 0xAC, 0xC0, 0x40, 5, 0, 0, 1, 2, 3, 4, 5};
+  snprintf(d, sizeof d, "%s/sun", argv[1]);
+  put(d, "picc", plain, sizeof plain);
+  char ench[33], mach[17], uidh[15];
+  gm_hex(ench, enc, 16);
+  gm_hex(mach, mac, 8);
+  gm_hex(uidh, uid, 7);
+  rl = snprintf(req, sizeof req, "{\"uid\":\"%s\",\"sun\":{\"picc_data\":\"%s\",\"cmac\":\"%s\"}}",
+                uidh, ench, mach);
+  put(d, "tap", req, (size_t)rl);
+
+  /* An entry report inside the circle zone of the webhook target. */
+  snprintf(d, sizeof d, "%s/webhook", argv[1]);
+  rl = snprintf(req, sizeof req,
+                "{\"device_key\":\"k\",\"lat\":52.5201,\"lon\":13.4051,\"accuracy_m\":8,"
+                "\"timestamp_ms\":1699999995000,\"signature\":\"AA\"}");
+  put(d, "report", req, (size_t)rl);
+  rl = snprintf(req, sizeof req,
+                "{\"id\":\"z\",\"polygon\":[[-16.5,179.9],[-16.5,-179.9],[-16.4,-179.9]]}");
+  put(d, "zone", req, (size_t)rl);
   return 0;
 }
