@@ -57,7 +57,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
 
-BENCH_BIN := $(B)/bench/bench_core $(B)/bench/hello $(B)/bench/mkcreds
+BENCH_BIN := $(B)/bench/bench_core $(B)/bench/bench_bio $(B)/bench/hello $(B)/bench/mkcreds
 $(B)/bench/%: bench/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG)

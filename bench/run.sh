@@ -2,7 +2,9 @@
 # `make bench`: every figure next to the peer or physical limit it is judged
 # against, measured in this same run on this machine.
 #  1. in process, one core (bench_core): raw Ed25519 verify, qr and pass
-#     verification rates, grouped redeem apply rate;
+#     verification rates, grouped redeem apply rate; biometric 1:N search over
+#     100,000 templates of 512 floats against one streaming pass over the same
+#     bytes (bench_bio);
 #  2. HTTP POST /verify with wrk, 64 connections, every request a fresh unused
 #     credential, gated pinned to core 0 and wrk to core 1, against a raw h2o
 #     hello handler set up the same way (bench/hello.c).
@@ -26,6 +28,9 @@ lat() { awk '/Latency/ {print $2}' "$1"; }
 echo "== in process, one core"
 taskset -c 0 "$B/bench/bench_core" | tee "$TMP/core.txt"
 RAW=$(awk '/^raw_ed25519_verify/ {print $2}' "$TMP/core.txt")
+
+echo "== biometric 1:N, one core, against memory streaming"
+taskset -c 0 "$B/bench/bench_bio"
 
 echo "== HTTP POST /verify, wrk -t1 -c$CONNS -d${DUR}s, $ROUNDS interleaved rounds"
 HP=$(port)
