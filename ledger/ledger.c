@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../lib/assert.h"
+#include "../lib/buf.h"
 #include "../lib/err.h"
 #include "ledger_int.h"
 #include "record.h"
@@ -260,12 +261,7 @@ int ledger_user_by_name(struct ledger_rd *rd, const char *username, struct ledge
   return ledger_user_get(rd, id, out);
 }
 
-static void kid_key(uint8_t k[4], uint32_t kid) {
-  k[0] = (uint8_t)(kid >> 24);
-  k[1] = (uint8_t)(kid >> 16);
-  k[2] = (uint8_t)(kid >> 8);
-  k[3] = (uint8_t)kid;
-}
+static void kid_key(uint8_t k[4], uint32_t kid) { gm_be32_put(k, kid); }
 
 int ledger_key_get(struct ledger_rd *rd, uint32_t kid, struct ledger_key *out) {
   uint8_t k[4];

@@ -56,7 +56,8 @@ void gm_hex(char *out, const uint8_t *p, size_t n);
  * -1 for an odd length, a non-hex character or more than cap bytes. */
 long gm_unhex(uint8_t *out, size_t cap, const char *s, size_t n);
 
-/* Little-endian integers in byte buffers (journal records, Raft entries). */
+/* Little-endian integers in byte buffers (journal records, Raft entries,
+ * frame lengths). */
 static inline void gm_le16_put(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
   p[1] = (uint8_t)(v >> 8);
@@ -77,6 +78,16 @@ static inline uint32_t gm_le32_get(const uint8_t *p) {
 }
 static inline uint64_t gm_le64_get(const uint8_t *p) {
   return (uint64_t)gm_le32_get(p) | (uint64_t)gm_le32_get(p + 4) << 32;
+}
+
+/* Big-endian (network order) integers: signed token and tag formats, and
+ * keys that must sort numerically. */
+static inline void gm_be32_put(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static inline uint32_t gm_be32_get(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 #endif

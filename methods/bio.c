@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "../lib/buf.h"
 #include "../lib/err.h"
 
 void bio_key_derive(const uint8_t cluster_key[32], uint8_t bio_key[32]) {
@@ -65,10 +66,7 @@ int bio_seal(const uint8_t bio_key[32], const char *ticket_id, const float *v, u
   for (uint32_t i = 0; i < dim; i++) {
     uint32_t u;
     memcpy(&u, &v[i], 4);
-    pt[4 * i] = (uint8_t)u; /* little endian on every host */
-    pt[4 * i + 1] = (uint8_t)(u >> 8);
-    pt[4 * i + 2] = (uint8_t)(u >> 16);
-    pt[4 * i + 3] = (uint8_t)(u >> 24);
+    gm_le32_put(pt + 4 * i, u); /* little endian on every host */
   }
   unsigned long long cl, wl;
   size_t al = ad_make(ad, "gm-bio-v1|", ticket_id);
@@ -109,8 +107,7 @@ int bio_open(const uint8_t bio_key[32], const struct ledger_bio *b, float *out) 
   sodium_memzero(dk, sizeof dk);
   if (rc == 0)
     for (uint32_t i = 0; i < b->dim; i++) {
-      uint32_t u = (uint32_t)pt[4 * i] | (uint32_t)pt[4 * i + 1] << 8 |
-                   (uint32_t)pt[4 * i + 2] << 16 | (uint32_t)pt[4 * i + 3] << 24;
+      uint32_t u = gm_le32_get(pt + 4 * i);
       memcpy(&out[i], &u, 4);
     }
   sodium_free(pt);

@@ -87,8 +87,7 @@ int ndef_decode(const uint8_t *p, size_t n, struct ndef_record *out, size_t max,
     } else {
       if (n - at < 4)
         return GM_EDECODE;
-      r->payload_len = (uint32_t)p[at] << 24 | (uint32_t)p[at + 1] << 16 |
-                       (uint32_t)p[at + 2] << 8 | p[at + 3];
+      r->payload_len = gm_be32_get(p + at);
       at += 4;
     }
     if (h & NDEF_IL) {
@@ -173,17 +172,6 @@ int ndef_t2_unwrap(const uint8_t *mem, size_t n, const uint8_t **ndef, size_t *l
 static const char rec_magic[4] = {'G', 'M', 'N', '1'};
 static const char rec_ctx[] = "gm-nfc-v1";
 
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void rec_sign_input(crypto_sign_state *st, const uint8_t *p, size_t n) {
   crypto_sign_init(st);
   crypto_sign_update(st, (const uint8_t *)rec_ctx, sizeof rec_ctx - 1);
@@ -199,9 +187,9 @@ int nfc_record_build(const uint8_t sk[64], uint32_t kid, const char *ticket_id,
   size_t at = 0;
   memcpy(out, rec_magic, 4);
   at += 4;
-  put32(out + at, kid);
+  gm_be32_put(out + at, kid);
   at += 4;
-  put32(out + at, version);
+  gm_be32_put(out + at, version);
   at += 4;
   out[at++] = (uint8_t)uid_len;
   memcpy(out + at, uid, uid_len);
@@ -221,9 +209,9 @@ int nfc_record_parse(const uint8_t *p, size_t n, struct nfc_record *r) {
   if (n < 4 + 4 + 4 + 1 + 4 + 1 + 1 + 64 || n > NFC_RECORD_MAX || memcmp(p, rec_magic, 4) != 0)
     return GM_EDECODE;
   size_t at = 4;
-  r->kid = get32(p + at);
+  r->kid = gm_be32_get(p + at);
   at += 4;
-  r->ticket_version = get32(p + at);
+  r->ticket_version = gm_be32_get(p + at);
   at += 4;
   r->uid_len = p[at++];
   if (r->uid_len != 4 && r->uid_len != 7 && r->uid_len != 10)

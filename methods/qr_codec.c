@@ -5,19 +5,9 @@
 #include <string.h>
 
 #include "../lib/codec.h"
+#include "../lib/buf.h"
 #include "../lib/err.h"
 #include "qr.h"
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Parses a form 1 or 2 token occupying exactly p[0..n). */
 static int decode_signed(const uint8_t *p, size_t n, struct qr_token *t) {
@@ -25,10 +15,10 @@ static int decode_signed(const uint8_t *p, size_t n, struct qr_token *t) {
   if (n < fixed + 1 + 64 || (p[0] != QR_FORM_TICKET && p[0] != QR_FORM_HOLDER_CRED))
     return GM_EDECODE;
   t->form = p[0];
-  t->kid = get32(p + 1);
-  t->issued_s = get32(p + 5);
-  t->expires_s = get32(p + 9);
-  t->version = get32(p + 13);
+  t->kid = gm_be32_get(p + 1);
+  t->issued_s = gm_be32_get(p + 5);
+  t->expires_s = gm_be32_get(p + 9);
+  t->version = gm_be32_get(p + 13);
   size_t off = fixed;
   if (t->form == QR_FORM_HOLDER_CRED) {
     if (n < off + 32 + 1 + 64)
@@ -65,7 +55,7 @@ int qr_decode(const uint8_t *p, size_t n, struct qr_token *out) {
   if (rc != 0 || out->form != QR_FORM_HOLDER_CRED)
     return GM_EDECODE;
   out->form = QR_FORM_HOLDER_SHOW;
-  out->shown_s = get32(p + 3 + inner);
+  out->shown_s = gm_be32_get(p + 3 + inner);
   out->show_ptr = p;
   out->show_len = 3 + inner + 4;
   memcpy(out->holder_sig, p + out->show_len, 64);
@@ -89,10 +79,10 @@ int qr_issue(char *out, size_t cap, uint32_t kid, const uint8_t sk[64], uint32_t
   if (idlen == 0 || idlen > LEDGER_ID_MAX)
     return GM_EINVAL;
   b[0] = holder_pk ? QR_FORM_HOLDER_CRED : QR_FORM_TICKET;
-  put32(b + 1, kid);
-  put32(b + 5, issued_s);
-  put32(b + 9, expires_s);
-  put32(b + 13, version);
+  gm_be32_put(b + 1, kid);
+  gm_be32_put(b + 5, issued_s);
+  gm_be32_put(b + 9, expires_s);
+  gm_be32_put(b + 13, version);
   size_t off = 17;
   if (holder_pk) {
     memcpy(b + off, holder_pk, 32);
@@ -121,7 +111,7 @@ int qr_holder_show(char *out, size_t cap, const char *credential, const uint8_t 
   b[1] = (uint8_t)(n >> 8);
   b[2] = (uint8_t)n;
   memcpy(b + 3, inner, n);
-  put32(b + 3 + n, shown_s);
+  gm_be32_put(b + 3 + n, shown_s);
   size_t signed_len = 3 + n + 4;
   crypto_sign_detached(b + signed_len, NULL, b, signed_len, holder_sk);
   return gm_b45_encode(out, cap, b, signed_len + 64) < 0 ? GM_ETOOBIG : 0;

@@ -18,6 +18,7 @@
 
 #include "../lib/assert.h"
 #include "../lib/codec.h"
+#include "../lib/buf.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/mpk.h"
@@ -297,7 +298,7 @@ static void conn_send_msg(struct conn *c, const struct mpk_w *w) {
     conn_close(c);
     return;
   }
-  p[0] = (uint8_t)n, p[1] = (uint8_t)(n >> 8), p[2] = (uint8_t)(n >> 16), p[3] = (uint8_t)(n >> 24);
+  gm_le32_put(p, (uint32_t)n);
   memcpy(p + 4, w->sb.data, n);
   conn_send(c, p, 4 + n);
   free(p);
@@ -769,7 +770,7 @@ static struct call *rpc_call(struct cluster *cl, const char *address, struct mpk
       return NULL;
     }
     uint8_t *q = call->pending;
-    q[0] = (uint8_t)n, q[1] = (uint8_t)(n >> 8), q[2] = (uint8_t)(n >> 16), q[3] = (uint8_t)(n >> 24);
+    gm_le32_put(q, (uint32_t)n);
     memcpy(q + 4, w->sb.data, n);
     call->pending_len = 4 + n;
   }

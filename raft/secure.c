@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "../lib/buf.h"
 #include "../lib/err.h"
 
 static const uint8_t hello_magic[4] = {'G', 'M', 'C', '1'};
@@ -66,10 +67,7 @@ int sec_chan_rx_start(struct sec_chan *ch, const uint8_t header[SEC_HEADER_LEN])
 
 void sec_seal(struct sec_chan *ch, const uint8_t *m, size_t n, uint8_t *out) {
   size_t clen = n + crypto_secretstream_xchacha20poly1305_ABYTES;
-  out[0] = (uint8_t)clen;
-  out[1] = (uint8_t)(clen >> 8);
-  out[2] = (uint8_t)(clen >> 16);
-  out[3] = (uint8_t)(clen >> 24);
+  gm_le32_put(out, (uint32_t)clen);
   crypto_secretstream_xchacha20poly1305_push(&ch->tx, out + 4, NULL, m, n, NULL, 0,
                                              crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
 }
