@@ -144,8 +144,9 @@ check "bio: enrol and erase are audited, without the template" \
 pos='\xf3\x04\xb5\x3d'; neg='\xf3\x04\xb5\xbd'
 sign4=$(awk -v s=11 'BEGIN { srand(s); for (i = 0; i < 4; i++) printf "%s", (rand() < 0.5) ? "n" : "p" }')
 pat=""; for ((i = 0; i < 4; i++)); do [ "${sign4:$i:1}" = p ] && pat+=$pos || pat+=$neg; done
-leaks() { LC_ALL=C grep -rlaP "$pat" "$DIR_g1" 2>/dev/null; grep -rlaF "0.0883883476" "$DIR_g1" 2>/dev/null; }
-check "bio: no template bytes or text in the data dir or the log" test -z "$(leaks)"
+# leaks DIR...: files holding the template's first floats or its decimal text.
+leaks() { LC_ALL=C grep -rlaP "$pat" "$@" 2>/dev/null; grep -rlaF "0.0883883476" "$@" 2>/dev/null; }
+check "bio: no template bytes or text in the data dir or the log" test -z "$(leaks "$DIR_g1")"
 printf "$pat" > "$TMP/probe.bin"
 check "bio: (the search itself finds such bytes)" test -n "$(LC_ALL=C grep -laP "$pat" "$TMP/probe.bin")"
 rm -f "$TMP/probe.bin"
@@ -256,6 +257,8 @@ api POST "$URL_a/tickets/cb2/methods/biometric/generate" "$TA" "{\"template\":$B
 U=$URL_c
 found() { jf "$(verify biometric "{\"template\":$A_NOISY}")" .ticket_id; }
 check "cluster: 1:N on a third gate finds the face" wait_until 5 is cb1 found
+check "cluster: no template bytes or text on any gate (Raft log, ledger, log)" \
+  test -z "$(leaks "$DIR_a" "$DIR_b" "$DIR_c")"
 r=$(api DELETE "$URL_c/tickets/cb2/methods/biometric" "$TA")
 check "cluster: erase through a follower" eq "$(status_of "$r")" 200
 check "cluster: every gate records its erasure receipt" wait_until 10 is 3 receipts "$URL_a" cb2
