@@ -30,6 +30,7 @@ static void put(const char *dir, const char *name, const void *p, size_t n) {
 int main(int argc, char **argv) {
   if (argc < 2 || sodium_init() < 0)
     return 2;
+  mkdir(argv[1], 0755); /* a fresh checkout has no corpus folder yet */
   char d[400];
   uint8_t pk[32], sk[64];
   crypto_sign_seed_keypair(pk, sk, (const uint8_t *)"0123456789abcdef0123456789abcdef");
