@@ -236,9 +236,8 @@ int main(void) {
   printf("memory_stream %.1f GB/s (one pass over %.1f MB: %.2f ms)\n", used / stream / 1e9,
          used / 1e6, stream * 1e3);
 
-  /* 4. Queries: genuine probes (an enrolled template plus noise) and
-   * impostors (fresh vectors). The population is regenerated from the same
-   * seed to know each ticket's template. */
+  /* 4. Queries: genuine probes (an enrolled template, read back from the
+   * index, plus noise) and impostors (fresh vectors). */
   float *probe = malloc(dim * sizeof *probe);
   double lat[QUERIES];
   int wrong = 0, genuine_ok = 0, impostor_ok = 0;
@@ -247,8 +246,8 @@ int main(void) {
     bool genuine = q % 4 != 3;
     char want[LEDGER_ID_MAX + 1] = "";
     if (genuine) {
-      uint32_t t = (uint32_t)(uniform() * n) % n;
-      const float *row = bio_index_get(ix, (snprintf(want, sizeof want, "t%u", t), want));
+      snprintf(want, sizeof want, "t%u", (uint32_t)(uniform() * n) % n);
+      const float *row = bio_index_get(ix, want);
       for (uint32_t d = 0; d < dim; d++)
         probe[d] = row[d] + 0.5f * gauss() / sqrtf((float)dim);
     } else {
