@@ -28,7 +28,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 .PHONY: all deps test test-unit test-integration test-sim test-partition test-san run bench fuzz clean
-all: $(B)/gated $(B)/gatectl $(B)/gatesim $(UNIT_BIN)
+TOOL_BIN := $(B)/tests/tools/sealed
+all: $(B)/gated $(B)/gatectl $(B)/gatesim $(UNIT_BIN) $(TOOL_BIN)
 
 deps:
 	@bash scripts/deps.sh
@@ -56,6 +57,11 @@ $(B)/gatesim: $(B)/sim/gatesim.o $(SIM_OBJ) $(B)/libgmcore.a
 $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
+
+# Helpers the integration tests run.
+$(B)/tests/tools/%: tests/tools/%.c $(B)/libgmcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG)
 
 BENCH_BIN := $(B)/bench/bench_core $(B)/bench/bench_bio $(B)/bench/hello $(B)/bench/mkcreds
 $(B)/bench/%: bench/%.c $(B)/libgmnode.a $(B)/libgmcore.a

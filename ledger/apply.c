@@ -650,6 +650,7 @@ static int apply_bio_erase(struct ledger *l, MDB_txn *txn, const struct ledger_c
   free(b);
   if (rc != 0)
     return rc;
+  l->erasures++;
   res->decided_ms = c->ts_ms;
   struct ledger_audit a;
   audit_fill(&a, c, "biometric", c->u.erase.ticket_id, "erase", "ok", c->u.erase.reason);

@@ -5,11 +5,14 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/assert.h"
 #include "../lib/buf.h"
@@ -119,33 +122,22 @@ size_t ledger__cred_key(char *out, const char *method, const char *id) {
   return m + 1 + i;
 }
 
-int ledger_open(struct ledger **out, const char *dir, const struct ledger_options *opt) {
-  struct ledger *l = calloc(1, sizeof *l);
-  if (l == NULL)
-    return GM_ENOMEM;
+/* Opens l->env on l->dir with l->env_flags and the table handles. */
+static int env_open(struct ledger *l) {
   int rc;
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    rc = GM_EIO;
-    goto err_free;
-  }
   if ((rc = ledger__mdb_err(mdb_env_create(&l->env))) != 0)
-    goto err_free;
+    return rc;
   mdb_env_set_maxdbs(l->env, LEDGER_T__COUNT);
-  if ((rc = ledger__mdb_err(mdb_env_set_mapsize(l->env, opt->map_size))) != 0)
+  if ((rc = ledger__mdb_err(mdb_env_set_mapsize(l->env, l->map_size))) != 0)
     goto err_env;
-  /* NOTLS: read transactions are not tied to threads, so the HTTP loop and
-   * workers can each hold one. NORDAHEAD: random reads on a large map. */
-  /* Without per-commit sync (a log is the durability point), WRITEMAP lets a
-   * commit update pages in the map directly instead of allocating, copying
-   * and pwrite()ing each dirty page: 1.2-1.3x on grouped redeems (bench_core). */
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
-  if ((rc = ledger__mdb_err(mdb_env_open(l->env, dir, flags, 0600))) != 0)
+  if ((rc = ledger__mdb_err(mdb_env_open(l->env, l->dir, l->env_flags, 0600))) != 0)
     goto err_env;
+  bool ro = (l->env_flags & MDB_RDONLY) != 0;
   MDB_txn *txn;
-  if ((rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn))) != 0)
+  if ((rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, ro ? MDB_RDONLY : 0, &txn))) != 0)
     goto err_env;
   for (int i = 0; i < LEDGER_T__COUNT; i++) {
-    rc = ledger__mdb_err(mdb_dbi_open(txn, table_names[i], MDB_CREATE, &l->dbi[i]));
+    rc = ledger__mdb_err(mdb_dbi_open(txn, table_names[i], ro ? 0 : MDB_CREATE, &l->dbi[i]));
     if (rc != 0) {
       mdb_txn_abort(txn);
       goto err_env;
@@ -153,13 +145,41 @@ int ledger_open(struct ledger **out, const char *dir, const struct ledger_option
   }
   if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0)
     goto err_env;
-  mpk_w_init(&l->w);
-  *out = l;
   return 0;
 
 err_env:
   mdb_env_close(l->env);
+  l->env = NULL;
+  return rc;
+}
+
+int ledger_open(struct ledger **out, const char *dir, const struct ledger_options *opt) {
+  struct ledger *l = calloc(1, sizeof *l);
+  if (l == NULL)
+    return GM_ENOMEM;
+  int rc = GM_ENOMEM;
+  if ((l->dir = strdup(dir)) == NULL)
+    goto err_free;
+  if (!opt->read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    rc = GM_EIO;
+    goto err_free;
+  }
+  /* NOTLS: read transactions are not tied to threads, so the HTTP loop and
+   * workers can each hold one. NORDAHEAD: random reads on a large map. */
+  /* Without per-commit sync (a log is the durability point), WRITEMAP lets a
+   * commit update pages in the map directly instead of allocating, copying
+   * and pwrite()ing each dirty page: 1.2-1.3x on grouped redeems (bench_core). */
+  l->env_flags = MDB_NOTLS | MDB_NORDAHEAD |
+                 (opt->read_only ? MDB_RDONLY : opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
+  l->map_size = opt->map_size;
+  if ((rc = env_open(l)) != 0)
+    goto err_free;
+  mpk_w_init(&l->w);
+  *out = l;
+  return 0;
+
 err_free:
+  free(l->dir);
   free(l);
   return rc;
 }
@@ -168,8 +188,55 @@ void ledger_close(struct ledger *l) {
   if (l == NULL)
     return;
   mpk_w_free(&l->w);
-  mdb_env_close(l->env);
+  if (l->env != NULL)
+    mdb_env_close(l->env);
+  free(l->dir);
   free(l);
+}
+
+uint64_t ledger_erasures(const struct ledger *l) { return l->erasures; }
+
+static int fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0)
+    return GM_EIO;
+  int r = fsync(fd);
+  close(fd);
+  return r == 0 ? 0 : GM_EIO;
+}
+
+int ledger_compact(struct ledger *l) {
+  if (l->env_flags & MDB_RDONLY)
+    return GM_EINVAL;
+  char tmp[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s/compact", l->dir) >= (int)sizeof tmp ||
+      snprintf(from, sizeof from, "%s/data.mdb", tmp) >= (int)sizeof from ||
+      snprintf(to, sizeof to, "%s/data.mdb", l->dir) >= (int)sizeof to)
+    return GM_EINVAL;
+  unlink(from); /* left by a copy that was cut short */
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+    return GM_EIO;
+  int rc = ledger__mdb_err(mdb_env_copy2(l->env, tmp, MDB_CP_COMPACT));
+  if (rc == 0 && chmod(from, 0600) != 0)
+    rc = GM_EIO;
+  if (rc == 0)
+    rc = fsync_path(from);
+  if (rc != 0) {
+    unlink(from);
+    rmdir(tmp);
+    return rc == GM_EIO ? rc : GM_EIO;
+  }
+  /* The copy is complete and durable: switch to it. A crash from here on
+   * leaves either file in place, each a whole ledger. */
+  mdb_env_close(l->env);
+  l->env = NULL;
+  int moved = rename(from, to);
+  rmdir(tmp);
+  if (moved == 0)
+    fsync_path(l->dir);
+  if (env_open(l) != 0)
+    return GM_ESTATE;
+  return moved == 0 ? 0 : GM_EIO;
 }
 
 int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {

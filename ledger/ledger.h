@@ -36,6 +36,8 @@ struct ledger_options {
   bool no_sync;      /* commits are not fsynced: durability comes from a log
                         (the node's journal, later the Raft log) replayed
                         over the ledger with ledger_apply_batch_at */
+  bool read_only;    /* an existing ledger, for reading only (tools): no
+                        table is created and no write is allowed */
 };
 
 /* The outcome of one command. rc is 0 or GM_E*; for REDEEM reason is the
@@ -72,6 +74,17 @@ uint64_t ledger_applied_seq(struct ledger *l);
 /* Bytes in use in the ledger's file (pages up to the last one written): about
  * the size of a snapshot. */
 uint64_t ledger_size_bytes(struct ledger *l);
+/* Erasures (BIO_ERASE) applied through this handle: a caller compares the
+ * count around an apply to learn that a batch erased a template. */
+uint64_t ledger_erasures(const struct ledger *l);
+/* Rewrites the ledger's file with its live records only (LMDB's compacting
+ * copy, fsynced, renamed over the file) and reopens it: the bytes of erased
+ * records that LMDB's free pages still held are gone from the file. No
+ * transaction of this ledger may be open, parked ones included; the handle
+ * stays valid. On failure the old file is kept (GM_EIO), except when the
+ * reopen fails, which leaves the handle unusable (GM_ESTATE: the caller
+ * must stop and recover at the next start). */
+int ledger_compact(struct ledger *l);
 /* Forces everything committed so far to disk (for a ledger opened no_sync). */
 int ledger_sync(struct ledger *l);
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res);

@@ -38,6 +38,10 @@ enum ledger__table {
 struct ledger {
   MDB_env *env;
   MDB_dbi dbi[LEDGER_T__COUNT];
+  char *dir;
+  unsigned env_flags;
+  size_t map_size;
+  uint64_t erasures;  /* BIO_ERASE commands applied */
   struct mpk_w w;     /* scratch for the (single) writer */
   uint64_t audit_seq; /* last audit key of the batch being applied */
   /* Method flags read in the batch being applied (cleared per batch and by

@@ -212,6 +212,7 @@ int checkpoint_recover(struct node *n) {
 struct snap_work {
   uv_work_t w;
   struct node *n;
+  bool purge; /* started for an erasure (node.h) */
   uint64_t through;
   uint64_t new_start;
   int rc;
@@ -259,10 +260,15 @@ static void snap_done(uv_work_t *w, int status) {
   n->last_checkpoint_ms = node_now_ms();
   if (sw->rc == 0) {
     n->last_snapshot_bytes = sw->bytes;
+    n->purge_done += sw->purge;
     GM_INFO("checkpoint written", "through_seq=%" PRIu64 " bytes=%zu", sw->through, sw->bytes);
-  }
-  else
+  } else {
     GM_ERROR("checkpoint failed; the journal is kept", "err=%s", gm_err_code(sw->rc));
+    if (sw->purge) { /* the next checkpoint takes its place */
+      n->purge_started--;
+      n->purge_wanted = true;
+    }
+  }
   free(sw);
   node_maybe_stopped(n);
 }
@@ -273,12 +279,21 @@ static void on_rotated(void *arg, uint64_t through, uint64_t new_start) {
   if (sw == NULL)
     return;
   sw->n = n;
+  if (n->purge_wanted) {
+    sw->purge = true;
+    n->purge_wanted = false;
+    n->purge_started++;
+  }
   sw->through = through;
   sw->new_start = new_start;
   sw->w.data = sw;
   n->snap_running = true;
   if (uv_queue_work(n->loop, &sw->w, snap_run, snap_done) != 0) {
     n->snap_running = false;
+    if (sw->purge) {
+      n->purge_started--;
+      n->purge_wanted = true;
+    }
     free(sw);
   }
 }
@@ -286,6 +301,10 @@ static void on_rotated(void *arg, uint64_t through, uint64_t new_start) {
 static void on_tick(uv_timer_t *t) {
   struct node *n = t->data;
   struct journal *j = &n->journal;
+  if (n->purge_wanted) {
+    checkpoint_now(n);
+    return;
+  }
   if (n->snap_running || n->stopping || j->bytes_since_rotate == 0)
     return;
   int64_t now = node_now_ms();
@@ -297,7 +316,13 @@ static void on_tick(uv_timer_t *t) {
                           : n->last_snapshot_bytes;
   bool due = j->bytes_since_rotate >= size_due ||
              now - n->last_checkpoint_ms >= n->cfg.checkpoint_interval_ms;
-  if (!due)
+  if (due)
+    checkpoint_now(n);
+}
+
+void checkpoint_now(struct node *n) {
+  struct journal *j = &n->journal;
+  if (n->snap_running || n->stopping || n->commit.rotate_requested)
     return;
   if (commit_idle(&n->commit)) {
     /* No batch on the worker: rotate here. */

@@ -26,5 +26,8 @@ int checkpoint_mark(struct node *n, bool clean);
 /* Starts the periodic checkpoint timer. */
 void checkpoint_start(struct node *n);
 void checkpoint_stop(struct node *n);
+/* Starts a checkpoint now (or as soon as the batch on the worker is done),
+ * unless one is running. */
+void checkpoint_now(struct node *n);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "cluster.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <raft.h>
@@ -180,6 +181,16 @@ struct cluster {
   uint64_t retries, no_quorum;
   int64_t leader_contact_ms; /* the last ping from a leader (they ping every second) */
   int64_t last_refusal_log_ms;
+  /* erasure on disk (see cluster.h) */
+  struct {
+    bool armed;              /* snapshot threshold lowered, waiting for one */
+    uint64_t arm_erase;      /* the last erasure the armed snapshot covers */
+    uint64_t arm_index;      /* applied index when armed */
+    uint64_t padded_for;     /* erasure index pads were proposed for (leader) */
+    uint64_t done_through;   /* erasures up to this index are off the disk */
+    uint64_t rounds;         /* purges done */
+    uint64_t pads;           /* pad entries proposed */
+  } purge;
 };
 
 static int64_t now_ms(void) { return node_now_ms(); }
@@ -886,8 +897,11 @@ static void on_applied(void *arg, uint64_t index, uint64_t token,
     }
 }
 
+static void purge_after_apply(struct cluster *cl, uint64_t index);
+
 static void after_apply(void *arg, uint64_t index) {
   struct cluster *cl = arg;
+  purge_after_apply(cl, index);
   size_t keep = 0;
   for (size_t i = 0; i < cl->n_waiters; i++) {
     struct waiter *w = &cl->waiters[i];
@@ -1608,10 +1622,127 @@ static void manage_roles(struct cluster *cl) {
   }
 }
 
+/* ------------------------------------------------------ erasure on disk */
+
+static void purge_after_apply(struct cluster *cl, uint64_t index) {
+  struct gm_fsm *f = &cl->fsm;
+  if (cl->purge.armed || f->erase_index <= cl->purge.done_through ||
+      f->applied_bytes - f->erase_bytes < PURGE_LOG_BYTES)
+    return;
+  /* Every entry up to the erasure now sits in a closed segment: the next
+   * entry applied takes a snapshot, which deletes those segments. */
+  cl->purge.armed = true;
+  cl->purge.arm_erase = f->erase_index;
+  cl->purge.arm_index = index;
+  raft_set_snapshot_threshold(&cl->raft, 1);
+  raft_set_snapshot_trailing(&cl->raft, 1);
+}
+
+/* Deletes the snapshots (data and .meta) older than the one at `index`:
+ * libraft keeps the last two, and the older one may hold the template. */
+static void purge_old_snapshots(struct cluster *cl, uint64_t index) {
+  char dir[NODE_PATH_MAX + 32];
+  snprintf(dir, sizeof dir, "%s/raft", cl->n->cfg.data_dir);
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  unsigned long long term, at, ts;
+  int off = 0;
+  while ((e = readdir(d)) != NULL)
+    if (sscanf(e->d_name, "snapshot-%llu-%llu-%llu%n", &term, &at, &ts, &off) == 3 &&
+        (e->d_name[off] == 0 || strcmp(e->d_name + off, ".meta") == 0) && at < index &&
+        unlinkat(dirfd(d), e->d_name, 0) != 0)
+      GM_WARN("cannot delete an old raft snapshot", "file=%s err=\"%s\"", e->d_name,
+              strerror(errno));
+  fsync(dirfd(d));
+  closedir(d);
+}
+
+static void on_snapshot(void *arg, uint64_t index) {
+  struct cluster *cl = arg;
+  if (!cl->purge.armed || index <= cl->purge.arm_index)
+    return;
+  purge_old_snapshots(cl, index);
+  raft_set_snapshot_threshold(&cl->raft, cl->n->cfg.snapshot_threshold);
+  raft_set_snapshot_trailing(&cl->raft, cl->n->cfg.snapshot_threshold / 2);
+  cl->purge.armed = false;
+  cl->purge.done_through = cl->purge.arm_erase;
+  cl->purge.rounds++;
+  GM_INFO("erased templates purged from the raft log", "through_index=%" PRIu64
+          " snapshot=%" PRIu64, cl->purge.done_through, index);
+}
+
+static void on_pad_done(struct raft_apply *req, int status, void *result) {
+  (void)result;
+  struct cluster *cl = req->data;
+  if (status != 0)
+    cl->purge.padded_for = 0; /* not known to have committed: pad again */
+  free(req);
+}
+
+/* The leader moves the log on past an erasure with pad entries, so gates
+ * need not wait for admissions to fill their segments. */
+static void purge_pad(struct cluster *cl) {
+  struct gm_fsm *f = &cl->fsm;
+  if (f->erase_index <= cl->purge.done_through || cl->purge.padded_for == f->erase_index ||
+      raft_state(&cl->raft) != RAFT_LEADER)
+    return;
+  cl->purge.padded_for = f->erase_index;
+  /* Enough for every gate, counted from the erasure, plus two to take the
+   * snapshot after arming. */
+  size_t n = PURGE_LOG_BYTES / PAD_ENTRY_BYTES + 3;
+  for (size_t i = 0; i < n; i++) {
+    struct raft_apply *req = malloc(sizeof *req);
+    void *buf = raft_malloc(PAD_ENTRY_BYTES);
+    if (req == NULL || buf == NULL) {
+      free(req);
+      raft_free(buf);
+      cl->purge.padded_for = 0;
+      return;
+    }
+    memset(buf, 0, PAD_ENTRY_BYTES);
+    struct entry_hdr h = {.count = 0, .origin = cl->id, .token = 0};
+    entry_encode(buf, &h, NULL, 0);
+    req->data = cl;
+    struct raft_buffer rb = {.base = buf, .len = PAD_ENTRY_BYTES};
+    int rc = raft_apply(&cl->raft, req, &rb, 1, on_pad_done);
+    if (rc != 0) {
+      raft_free(buf);
+      free(req);
+      cl->purge.padded_for = 0;
+      return;
+    }
+    cl->purge.pads++;
+  }
+}
+
+uint64_t cluster_purge_mark(struct node *n) {
+  struct cluster *cl = n->cluster;
+  if (cl == NULL)
+    return 0;
+  if (cl->fsm.erase_index == 0) {
+    /* An erasure applied before this gate restarted, its purge perhaps not
+     * finished: purge everything up to here. */
+    cl->fsm.erase_index = raft_last_applied(&cl->raft);
+    cl->fsm.erase_bytes = cl->fsm.applied_bytes;
+  }
+  return cl->fsm.erase_index;
+}
+
+uint64_t cluster_purge_done(struct node *n) {
+  return n->cluster ? n->cluster->purge.done_through : 0;
+}
+
+bool cluster_ledger_idle(struct node *n) {
+  return n->cluster == NULL || n->cluster->fsm.snap_rd == NULL;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct cluster *cl = t->data;
   if (cl->stopping)
     return;
+  purge_pad(cl);
   int64_t now = now_ms();
   /* Handshakes that stall are dropped. */
   for (struct conn *c = cl->conns, *next; c; c = next) {
@@ -1735,6 +1866,7 @@ int cluster_start(struct node *n) {
     return rc;
   cl->fsm.on_applied = on_applied;
   cl->fsm.after_apply = after_apply;
+  cl->fsm.on_snapshot = on_snapshot;
   cl->fsm.clock_us = clock_us;
   cl->fsm.arg = cl;
   cl->fsm.raft = &cl->raft;

@@ -17,6 +17,16 @@
  * The leader pings every member each second; a voter silent for
  * voter-timeout-ms is demoted to standby and the most caught-up reachable
  * standby promoted in its place.
+ *
+ * Erasure on disk: an erased template's sealed copy (data key and
+ * ciphertext) is also in the Raft log, in the entry that enrolled it, and
+ * may be in older snapshots. Once an erasure applies, the gate waits until
+ * its log has moved PURGE_LOG_BYTES past it (the leader proposes pad entries
+ * for that, so nobody waits for admissions), which puts the enrolment in a
+ * closed segment; it then takes a snapshot keeping one trailing entry, so
+ * libraft deletes those segments, and deletes the snapshots older than that
+ * one itself. The node then compacts its ledger file (ledger_compact) and
+ * only then sends its erasure receipt.
  */
 #ifndef GM_NODE_CLUSTER_H
 #define GM_NODE_CLUSTER_H
@@ -65,6 +75,19 @@ struct cluster_summary {
   uint64_t leader;
 };
 void cluster_summary(struct node *n, struct cluster_summary *out);
+/* Raft log segments are this size (libraft's uv default: a gate set to 1
+ * MiB stopped appending), pads this long (see above). */
+#define CLUSTER_SEGMENT_BYTES (8u << 20)
+#define PAD_ENTRY_BYTES (1u << 20)
+/* Past an erasure, the segment that held it has closed (it holds at most one
+ * segment) and its closing has finished (the next one has filled up too). */
+#define PURGE_LOG_BYTES (2u * CLUSTER_SEGMENT_BYTES + PAD_ENTRY_BYTES)
+/* The index of the last erasure this gate applied, and the last erasure
+ * whose log segments and snapshots are off its disk (0 outside a cluster). */
+uint64_t cluster_purge_mark(struct node *n);
+uint64_t cluster_purge_done(struct node *n);
+/* No Raft snapshot holds a read transaction on the ledger. */
+bool cluster_ledger_idle(struct node *n);
 /* Calls fn with the cluster address of every Raft member but this one. */
 void cluster_each_peer(struct node *n, void (*fn)(struct node *n, const char *addr));
 

@@ -3,7 +3,9 @@
  *
  *  - every gate: brings its biometric index up to its ledger replica and
  *    sends its erasure receipts (one BIO_RECEIPT command per batch) for
- *    templates it wiped;
+ *    templates it wiped, once they are off its disk too: its Raft log and
+ *    snapshots (cluster.h) or its journal (a checkpoint), then its ledger
+ *    file (ledger_compact);
  *  - the leader only (a lone gate is its own leader), so each runs once per
  *    cluster:
  *      expire       deletes credentials expired more than expire-grace-s ago
@@ -28,6 +30,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../methods/bio.h"
+#include "checkpoint.h"
 #include "cluster.h"
 #include "node.h"
 
@@ -47,6 +50,14 @@ struct jobs {
   char (*rcpt)[LEDGER_ID_MAX + 1];
   size_t n_rcpt, cap_rcpt;
   uint64_t receipts_sent;
+  /* Templates wiped from the index, waiting for the disk purge: `need` is
+   * the purge mark (purge_mark) that must be done, 0 until taken. */
+  struct wiped {
+    char id[LEDGER_ID_MAX + 1];
+    uint64_t need;
+  } *wiped;
+  size_t n_wiped, cap_wiped;
+  uint64_t compactions, compact_failures;
   /* Where the table walks resume. */
   char cred_method[LEDGER_METHOD_MAX + 1];
   char cred_id[LEDGER_ID_MAX + 1];
@@ -144,8 +155,98 @@ static void job_rid(char out[LEDGER_RID_MAX + 1], const char *prefix, const char
 
 static void on_erased(void *arg, const char *ticket_id) {
   struct node *n = arg;
-  if (n->jobs != NULL)
-    receipt_push(n->jobs, ticket_id);
+  struct jobs *j = n->jobs;
+  if (j == NULL)
+    return;
+  for (size_t i = 0; i < j->n_wiped; i++)
+    if (strcmp(j->wiped[i].id, ticket_id) == 0)
+      return;
+  if (j->n_wiped == j->cap_wiped) {
+    size_t cap = j->cap_wiped ? 2 * j->cap_wiped : 64;
+    void *p = realloc(j->wiped, cap * sizeof *j->wiped);
+    if (p == NULL)
+      return; /* the next sync of a restarted gate finds it again */
+    j->wiped = p;
+    j->cap_wiped = cap;
+  }
+  struct wiped *w = &j->wiped[j->n_wiped++];
+  strcpy(w->id, ticket_id);
+  w->need = 0;
+}
+
+/* A mark that purge_done reaches once everything erased so far is off this
+ * gate's disk. */
+static uint64_t purge_mark(struct node *n) {
+  if (n->cluster_mode)
+    return cluster_purge_mark(n);
+  /* The next checkpoint started drops the journal files up to here. */
+  n->purge_wanted = true;
+  checkpoint_now(n);
+  return n->purge_started + (n->purge_wanted ? 1 : 0);
+}
+
+static uint64_t purge_done(struct node *n) {
+  return n->cluster_mode ? cluster_purge_done(n) : n->purge_done;
+}
+
+/* Marks the templates wiped since the last run; drops those this gate sent
+ * a receipt for already (a restarted gate finds every erasure again). */
+static void wiped_mark(struct jobs *j, struct ledger_rd *rd) {
+  struct node *n = j->n;
+  size_t keep = 0;
+  uint64_t mark = 0;
+  for (size_t i = 0; i < j->n_wiped; i++) {
+    struct wiped *w = &j->wiped[i];
+    if (w->need == 0) {
+      if (ledger_bio_receipt_has(rd, w->id, n->cfg.gate))
+        continue;
+      if (mark == 0)
+        mark = purge_mark(n);
+      w->need = mark ? mark : 1;
+    }
+    j->wiped[keep++] = *w;
+  }
+  j->n_wiped = keep;
+}
+
+/* Once the log or journal is purged past some wiped templates, compacts the
+ * ledger file and queues their receipts. Runs with no transaction open. */
+static void purge_finish(struct jobs *j) {
+  struct node *n = j->n;
+  uint64_t done = purge_done(n);
+  bool ready = false;
+  for (size_t i = 0; i < j->n_wiped && !ready; i++)
+    ready = j->wiped[i].need != 0 && j->wiped[i].need <= done;
+  if (!ready)
+    return;
+  bool idle = n->cluster_mode ? cluster_ledger_idle(n) : !n->snap_running && commit_idle(&n->commit);
+  if (!idle)
+    return;
+  if (n->rd_parked != NULL) {
+    ledger_rd_end(n->rd_parked);
+    n->rd_parked = NULL;
+  }
+  int rc = ledger_compact(n->ledger);
+  if (rc == GM_ESTATE) {
+    GM_ERROR("ledger did not reopen after compaction; stopping", "err=%s", gm_err_code(rc));
+    abort();
+  }
+  if (rc != 0) {
+    j->compact_failures++;
+    GM_WARN("ledger compaction failed; retried at the next run", "err=%s", gm_err_code(rc));
+    return;
+  }
+  j->compactions++;
+  size_t keep = 0, sent = 0;
+  for (size_t i = 0; i < j->n_wiped; i++)
+    if (j->wiped[i].need != 0 && j->wiped[i].need <= done) {
+      receipt_push(j, j->wiped[i].id);
+      sent++;
+    } else {
+      j->wiped[keep++] = j->wiped[i];
+    }
+  j->n_wiped = keep;
+  GM_INFO("erased templates off the disk; receipts queued", "templates=%zu", sent);
 }
 
 void node_bio_sync(struct node *n, struct ledger_rd *rd) {
@@ -354,6 +455,7 @@ static void on_tick(uv_timer_t *t) {
   if (node_env_begin(n, &env) != 0)
     return;
   node_bio_sync(n, env.rd);
+  wiped_mark(j, env.rd);
   receipts_flush(j, env.rd);
   /* One run at a time: the last run's commands are applied before the next
    * run reads the ledger, so nothing is proposed twice by one leader. */
@@ -370,6 +472,7 @@ static void on_tick(uv_timer_t *t) {
     }
   }
   node_env_end(&env);
+  purge_finish(j);
 }
 
 int jobs_start(struct node *n) {
@@ -402,6 +505,7 @@ void jobs_free(struct node *n) {
   struct jobs *j = n->jobs;
   if (j != NULL) {
     free(j->rcpt);
+    free(j->wiped);
     free(j);
     n->jobs = NULL;
   }
@@ -431,6 +535,12 @@ void jobs_metrics(struct node *n, struct gm_buf *b) {
   gm_buf_printf(b, "# TYPE gate_bio_receipts_total counter\ngate_bio_receipts_total %" PRIu64
                    "\n",
                 j->receipts_sent);
+  gm_buf_printf(b, "# TYPE gate_bio_purge_pending gauge\ngate_bio_purge_pending %zu\n",
+                j->n_wiped);
+  gm_buf_printf(b, "# TYPE gate_ledger_compactions_total counter\ngate_ledger_compactions_total %"
+                   PRIu64 "\n# TYPE gate_ledger_compaction_failures_total counter\n"
+                   "gate_ledger_compaction_failures_total %" PRIu64 "\n",
+                j->compactions, j->compact_failures);
   if (n->bio != NULL) {
     gm_buf_printf(b, "# TYPE gate_bio_templates gauge\ngate_bio_templates %zu\n",
                   bio_index_count(n->bio));
@@ -452,10 +562,11 @@ json_t *jobs_status(struct node *n) {
   json_object_set_new(o, "leader", json_boolean(leads(n)));
   if (n->bio != NULL)
     json_object_set_new(o, "biometric",
-                        json_pack("{s:I, s:b, s:I, s:I}", "templates",
+                        json_pack("{s:I, s:b, s:I, s:I, s:I}", "templates",
                                   (json_int_t)bio_index_count(n->bio), "locked",
                                   bio_index_locked(n->bio), "locked_bytes",
                                   (json_int_t)bio_index_bytes(n->bio), "receipts_pending",
-                                  (json_int_t)j->n_rcpt));
+                                  (json_int_t)j->n_rcpt, "purge_pending",
+                                  (json_int_t)j->n_wiped));
   return o;
 }

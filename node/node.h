@@ -110,6 +110,11 @@ struct node {
   struct journal journal;
   uv_timer_t ckpt_timer;
   bool snap_running;
+  /* Erasure on disk outside a cluster: a checkpoint started after the
+   * erasure drops the journal files holding the enrolment (rounds count
+   * those checkpoints: wanted, started, done). */
+  bool purge_wanted;
+  uint64_t purge_started, purge_done;
   int64_t last_checkpoint_ms;
   uint64_t last_snapshot_bytes;
   bool drained;

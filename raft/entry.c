@@ -35,9 +35,15 @@ int entry_decode(const uint8_t *p, size_t n, struct entry_hdr *h, struct gm_slic
   h->count = gm_le32_get(p + 4);
   h->origin = gm_le64_get(p + 8);
   h->token = gm_le64_get(p + 16);
-  if (h->count == 0 || h->count > ENTRY_CMDS_MAX)
+  if (h->count > ENTRY_CMDS_MAX)
     return GM_EDECODE;
   size_t off = ENTRY_HDR_LEN;
+  if (h->count == 0) { /* a pad entry: zeros only, of any length */
+    for (; off < n; off++)
+      if (p[off] != 0)
+        return GM_EDECODE;
+    return 0;
+  }
   for (uint32_t i = 0; i < h->count; i++) {
     if (n - off < 4)
       return GM_EDECODE;

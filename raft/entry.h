@@ -9,6 +9,11 @@
  *
  * origin and token let the proposer match an applied entry to the requests
  * waiting on it; every other gate ignores them.
+ *
+ * An entry with count 0 is a pad: its body is zeros, of any length (a
+ * multiple of 8). Pads change nothing in the ledger; they move the Raft log
+ * on, so that the segment holding an erased template closes and a snapshot
+ * can delete it (see cluster.h, "Erasure on disk").
  */
 #ifndef GM_RAFT_ENTRY_H
 #define GM_RAFT_ENTRY_H

@@ -28,6 +28,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     f->skipped_entries++;
     return 0;
   }
+  uint64_t erasures = ledger_erasures(f->ledger);
   rc = ledger_apply_batch_at(f->ledger, index, f->cmds, h.count, f->results);
   if (rc != 0) {
     /* Storage failed (map full, I/O): nothing of the entry is in the ledger.
@@ -38,6 +39,11 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     return RAFT_IOERR;
   }
   f->applied_entries++;
+  f->applied_bytes += buf->len;
+  if (ledger_erasures(f->ledger) != erasures) {
+    f->erase_bytes = f->applied_bytes;
+    f->erase_index = index;
+  }
   if (h.origin == f->node_id && f->on_applied != NULL)
     f->on_applied(f->arg, index, h.token, f->results, h.count);
   if (f->after_apply != NULL)
@@ -101,6 +107,9 @@ static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[]
   gm_buf_free(&f->snap_buf);
   memset(&f->snap_out, 0, sizeof f->snap_out);
   (void)bufs, (void)n_bufs;
+  /* libraft 0.22 finalizes after the put completed (or failed). */
+  if (f->on_snapshot != NULL)
+    f->on_snapshot(f->arg, f->snap_index);
   return 0;
 }
 

@@ -46,8 +46,16 @@ struct gm_fsm {
   /* Microseconds from the caller's clock, for the restore time in the log;
    * NULL: no timing (raft/ reads no clock itself). */
   uint64_t (*clock_us)(void);
+  /* After a snapshot is stored (index: its last entry), or failed to be. */
+  void (*on_snapshot)(void *arg, uint64_t index);
   uint64_t applied_entries;
   uint64_t skipped_entries;
+  /* Bytes of the entries applied since start, and that count just after the
+   * last entry that erased a biometric template (with its index): the log
+   * has moved on at least the difference since the erasure. */
+  uint64_t applied_bytes;
+  uint64_t erase_bytes;
+  uint64_t erase_index;
   int last_error; /* a storage failure that stopped apply (map full, I/O) */
 };
 

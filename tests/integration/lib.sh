@@ -5,6 +5,7 @@ set -u
 GM_BUILD=${GM_BUILD:-build}
 GATED=$PWD/$GM_BUILD/gated
 GATECTL=$PWD/$GM_BUILD/gatectl
+SEALED=$PWD/$GM_BUILD/tests/tools/sealed
 TMP=$(mktemp -d /tmp/gm-it.XXXXXX)
 PIDS=()
 PASS=0

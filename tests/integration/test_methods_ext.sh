@@ -126,12 +126,26 @@ check "bio: 1:N of a stranger is no_match and names nobody" \
 enrol b4 "$E" >/dev/null; enrol b5 "$E2" >/dev/null
 r=$(verify biometric "{\"template\":$E}")
 check "bio: 1:N between two close faces is no_match (margin)" eq "$(reason "$r")" no_match
+# sealed_pat LEDGER_DIR TICKET: 32 bytes of the ticket's wrapped data key and
+# 32 bytes from the middle of its ciphertext, in hex.
+sealed_pat() {
+  local s w c; s=$("$SEALED" "$1" "$2") || return 1
+  w=${s%% *}; c=${s#* }
+  echo "${w:0:64} ${c:$(( ${#c} / 2 )):64}"
+}
+# sealed_in PATTERNS DIR...: files holding either piece of the sealed record.
+sealed_in() { local p; for p in $1; do "$SEALED" --find "$p" "${@:2}"; done; }
+SP=$(sealed_pat "$DIR_g1/data/ledger" b3)
+check "bio: the sealed record is on disk while enrolled (journal, ledger)" \
+  test -n "$(sealed_in "$SP" "$DIR_g1")" -a -n "$SP"
 r=$(api DELETE "$U/tickets/b3/methods/biometric" "$ADMIN")
 check "bio: erase" test "$(status_of "$r")/$(jf "$r" .erased)" = "200/true"
 r=$(api DELETE "$U/tickets/b3/methods/biometric" "$ADMIN")
 check "bio: erasing twice is 409" eq "$(status_of "$r")" 409
 receipts() { api GET "$1/tickets/$2/methods/biometric" "$ADMIN" | cut -d' ' -f2- | jq '.receipts | length'; }
-check "bio: the gate records its erasure receipt" wait_until 5 is 1 receipts "$U" b3
+check "bio: the gate records its erasure receipt" wait_until 10 is 1 receipts "$U" b3
+check "bio: ... once no copy of the sealed record is left on its disk" \
+  test -z "$(sealed_in "$SP" "$DIR_g1")"
 r=$(api GET "$U/tickets/b3/methods/biometric" "$ADMIN")
 check "bio: status says erased on request" \
   test "$(jf "$r" .enrolled)/$(jf "$r" .erase_reason)/$(jf "$r" '.receipts[0].gate')" = "false/request/g1"
@@ -145,10 +159,13 @@ pos='\xf3\x04\xb5\x3d'; neg='\xf3\x04\xb5\xbd'
 sign4=$(awk -v s=11 'BEGIN { srand(s); for (i = 0; i < 4; i++) printf "%s", (rand() < 0.5) ? "n" : "p" }')
 pat=""; for ((i = 0; i < 4; i++)); do [ "${sign4:$i:1}" = p ] && pat+=$pos || pat+=$neg; done
 # leaks DIR...: files holding the template's first floats or its decimal text.
-leaks() { LC_ALL=C grep -rlaP "$pat" "$@" 2>/dev/null; grep -rlaF "0.0883883476" "$@" 2>/dev/null; }
+leaks() {
+  "$SEALED" --find "${pat//\\x/}" "$@"
+  "$SEALED" --find "$(printf 0.0883883476 | od -An -tx1 | tr -d ' \n')" "$@"
+}
 check "bio: no template bytes or text in the data dir or the log" test -z "$(leaks "$DIR_g1")"
 printf "$pat" > "$TMP/probe.bin"
-check "bio: (the search itself finds such bytes)" test -n "$(LC_ALL=C grep -laP "$pat" "$TMP/probe.bin")"
+check "bio: (the search itself finds such bytes)" test -n "$(leaks "$TMP/probe.bin")"
 rm -f "$TMP/probe.bin"
 
 # --- geofence --------------------------------------------------------------
@@ -259,9 +276,18 @@ found() { jf "$(verify biometric "{\"template\":$A_NOISY}")" .ticket_id; }
 check "cluster: 1:N on a third gate finds the face" wait_until 5 is cb1 found
 check "cluster: no template bytes or text on any gate (Raft log, ledger, log)" \
   test -z "$(leaks "$DIR_a" "$DIR_b" "$DIR_c")"
+SP=$(sealed_pat "$DIR_a/data/ledger" cb2)
+check "cluster: the sealed record is in every gate's Raft log while enrolled" \
+  test -n "$SP" -a -n "$(sealed_in "$SP" "$DIR_a/data/raft")" -a -n "$(sealed_in "$SP" "$DIR_b/data/raft")" \
+  -a -n "$(sealed_in "$SP" "$DIR_c/data/raft")"
 r=$(api DELETE "$URL_c/tickets/cb2/methods/biometric" "$TA")
 check "cluster: erase through a follower" eq "$(status_of "$r")" 200
-check "cluster: every gate records its erasure receipt" wait_until 10 is 3 receipts "$URL_a" cb2
+check "cluster: every gate records its erasure receipt" wait_until 15 is 3 receipts "$URL_a" cb2
+check "cluster: ... once no gate has a copy of the sealed record on disk (log, snapshots, ledger)" \
+  test -z "$(sealed_in "$SP" "$DIR_a" "$DIR_b" "$DIR_c")"
+purged() { curl -s "$1/metrics" | sed -n 's/^gate_ledger_compactions_total //p'; }
+check "cluster: each gate compacted its ledger for it" \
+  test "$(purged "$URL_a")" -ge 1 -a "$(purged "$URL_b")" -ge 1 -a "$(purged "$URL_c")" -ge 1
 r=$(api POST "$URL_a/tickets/cn1/methods/nfc/generate" "$TA" '{"uid":"04C0FFEE"}')
 U=$URL_b
 r=$(verify nfc '{"uid":"04c0ffee","record":"'"$(jf "$r" .record)"'"}')

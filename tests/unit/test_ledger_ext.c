@@ -303,3 +303,52 @@ Test(ledger_ext, snapshot_carries_templates_receipts_zones_and_the_change_counte
   th_rmdir(d2);
   gm_buf_free(&snap);
 }
+
+/* Whether the ledger's file holds 80 bytes of `fill` in a row (a sealed
+ * template's ciphertext in enrol()). */
+static bool file_holds(uint8_t fill) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/data.mdb", dir);
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f);
+  uint8_t run[80], *buf = malloc(1 << 20);
+  memset(run, fill, sizeof run);
+  bool hit = false;
+  size_t n, keep = 0;
+  while (!hit && (n = fread(buf + keep, 1, (1 << 20) - keep, f)) > 0) {
+    n += keep;
+    hit = memmem(buf, n, run, sizeof run) != NULL;
+    keep = n < sizeof run ? n : sizeof run - 1;
+    memmove(buf, buf + n - keep, keep);
+  }
+  fclose(f);
+  free(buf);
+  return hit;
+}
+
+Test(ledger_ext, compaction_drops_erased_bytes_and_keeps_the_rest) {
+  cr_assert_eq(enrol("b1", "t1", 0xC3), 0);
+  cr_assert_eq(enrol("b2", "t2", 0x3C), 0);
+  cr_assert(file_holds(0xC3), "the sealed template is in the file");
+  uint64_t before = ledger_erasures(l);
+  cr_assert_eq(erase("x1", "t1"), 0);
+  cr_assert_eq(ledger_erasures(l), before + 1, "an erasure is counted");
+  cr_assert_eq(erase("x2", "t1"), GM_ESTATE);
+  cr_assert_eq(ledger_erasures(l), before + 1, "a refused one is not");
+  uint8_t h1[32], h2[32];
+  cr_assert_eq(ledger_hash(l, h1), 0);
+  cr_assert_eq(ledger_compact(l), 0);
+  cr_assert_not(file_holds(0xC3), "no copy of the erased record is left in the file");
+  cr_assert(file_holds(0x3C), "the live template is kept");
+  cr_assert_eq(ledger_hash(l, h2), 0);
+  cr_assert_arr_eq(h1, h2, 32, "the same ledger after compaction");
+  /* The handle works on: a write and a read after the swap. */
+  cr_assert_eq(erase("x3", "t2"), 0);
+  struct ledger_rd *rd;
+  struct ledger_bio *b = malloc(sizeof *b);
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_bio_get(rd, "t2", b), 0);
+  cr_assert_eq(b->ct_len, 0);
+  ledger_rd_end(rd);
+  free(b);
+}

@@ -61,6 +61,21 @@ Test(entry, malformed_entries_are_refused) {
   cr_assert_eq(entry_decode(bad, n, &o, NULL, 0), GM_EDECODE);
 }
 
+Test(entry, pads_are_zeros_of_any_length) {
+  uint8_t buf[256];
+  memset(buf, 0, sizeof buf);
+  struct entry_hdr h = {.count = 0, .origin = 3, .token = 0}, o;
+  entry_encode(buf, &h, NULL, 0);
+  cr_assert_eq(entry_decode(buf, 24, &o, NULL, 0), 0, "a bare pad header");
+  cr_assert_eq(entry_decode(buf, sizeof buf, &o, NULL, 0), 0);
+  cr_assert_eq(o.count, 0);
+  cr_assert_eq(o.origin, 3);
+  buf[200] = 1;
+  cr_assert_eq(entry_decode(buf, sizeof buf, &o, NULL, 0), GM_EDECODE, "a pad holds zeros only");
+  buf[200] = 0;
+  cr_assert_eq(entry_decode(buf, sizeof buf - 4, &o, NULL, 0), GM_EDECODE, "length of 8s");
+}
+
 /* Two ends of a channel, with keys ka (client) and kb (server). */
 static void pair(const uint8_t ka[32], const uint8_t kb[32], struct sec_chan *a, struct sec_chan *b,
                  int *rc_a, int *rc_b) {
