@@ -889,32 +889,78 @@ out:
   return storage_failure(rc) ? rc : 0;
 }
 
+/* Reads applied_seq from the last committed state. */
+void ledger__seq_load(struct ledger *l) {
+  MDB_txn *txn;
+  l->applied_seq = 0;
+  if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn) != 0)
+    return;
+  MDB_val v;
+  if (ledger__get(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &v) == 0 && v.mv_size == 8)
+    memcpy(&l->applied_seq, v.mv_data, 8);
+  mdb_txn_abort(txn);
+}
+
+/* A grouped transaction that ends without its commit takes every batch it
+ * held with it: the handle refuses everything from then on. */
+static void held_lost(struct ledger *l) {
+  l->broken = GM_ESTATE;
+  l->held_batches = 0;
+  ledger__seq_load(l);
+}
+
+int ledger__settle(struct ledger *l) {
+  if (l->held == NULL)
+    return l->broken;
+  MDB_txn *txn = l->held;
+  l->held = NULL;
+  l->held_batches = 0;
+  int rc = ledger__mdb_err(mdb_txn_commit(txn));
+  if (rc != 0)
+    held_lost(l);
+  return rc;
+}
+
+int ledger_flush(struct ledger *l) { return ledger__settle(l); }
+
 static int apply_batch(struct ledger *l, uint64_t seq, const struct gm_slice *cmds, size_t n,
                        struct ledger_result *results) {
-  MDB_txn *txn;
-  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+  int rc = l->broken;
+  if (rc == 0 && seq != 0 && seq <= l->applied_seq)
+    rc = GM_EINVAL; /* nothing written: a held transaction goes on */
+  MDB_txn *txn = l->held;
+  bool joined = txn != NULL;
+  if (rc == 0 && !joined) {
+    rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+    /* Audit keys go on from the table's last one; within a transaction
+     * l->audit_seq carries them from batch to batch. */
+    if (rc == 0 && (rc = audit_seq_load(l, txn)) != 0)
+      mdb_txn_abort(txn);
+  }
   if (rc == 0) {
-    MDB_val v;
-    uint64_t applied = 0;
-    int grc = ledger__get(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &v);
-    if (grc == 0 && v.mv_size == 8)
-      memcpy(&applied, v.mv_data, 8);
-    if (seq != 0 && seq <= applied)
-      rc = GM_EINVAL;
-    else if (seq != 0)
+    l->held = NULL;
+    if (seq != 0)
       rc = ledger__put(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &seq, 8);
-    if (rc == 0)
-      rc = audit_seq_load(l, txn);
     l->n_flags = 0;
     int64_t batch_ts = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
       rc = apply_one(l, txn, cmds[i], &results[i], &batch_ts);
     if (rc == 0 && batch_ts > 0)
       rc = dedup_prune(l, txn, batch_ts, n * LEDGER_DEDUP_PRUNE_MAX);
-    if (rc == 0)
+    if (rc == 0 && l->group && ++l->held_batches < LEDGER_GROUP_MAX) {
+      l->held = txn;
+    } else if (rc == 0) {
+      l->held_batches = 0;
       rc = ledger__mdb_err(mdb_txn_commit(txn));
-    else
+      if (rc != 0 && joined)
+        held_lost(l);
+    } else {
       mdb_txn_abort(txn);
+      if (joined)
+        held_lost(l);
+    }
+    if (rc == 0 && seq != 0)
+      l->applied_seq = seq;
   }
   if (rc != 0)
     for (size_t i = 0; i < n; i++) {
@@ -936,15 +982,10 @@ int ledger_apply_batch_at(struct ledger *l, uint64_t seq, const struct gm_slice 
 }
 
 uint64_t ledger_applied_seq(struct ledger *l) {
-  MDB_txn *txn;
-  uint64_t applied = 0;
-  if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn) != 0)
-    return 0;
-  MDB_val v;
-  if (ledger__get(txn, l->dbi[LEDGER_T_META], "applied_seq", 11, &v) == 0 && v.mv_size == 8)
-    memcpy(&applied, v.mv_data, 8);
-  mdb_txn_abort(txn);
-  return applied;
+  /* Another process may write a ledger opened read-only. */
+  if (l->env_flags & MDB_RDONLY)
+    ledger__seq_load(l);
+  return l->applied_seq;
 }
 
 uint64_t ledger_size_bytes(struct ledger *l) {
@@ -955,7 +996,10 @@ uint64_t ledger_size_bytes(struct ledger *l) {
   return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }
 
-int ledger_sync(struct ledger *l) { return ledger__mdb_err(mdb_env_sync(l->env, 1)); }
+int ledger_sync(struct ledger *l) {
+  int rc = ledger__settle(l);
+  return rc != 0 ? rc : ledger__mdb_err(mdb_env_sync(l->env, 1));
+}
 
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res) {
   struct gm_slice s = {cmd, len};

@@ -145,6 +145,7 @@ static int env_open(struct ledger *l) {
   }
   if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0)
     goto err_env;
+  ledger__seq_load(l);
   return 0;
 
 err_env:
@@ -172,6 +173,7 @@ int ledger_open(struct ledger **out, const char *dir, const struct ledger_option
   l->env_flags = MDB_NOTLS | MDB_NORDAHEAD |
                  (opt->read_only ? MDB_RDONLY : opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
   l->map_size = opt->map_size;
+  l->group = opt->group && !opt->read_only;
   if ((rc = env_open(l)) != 0)
     goto err_free;
   mpk_w_init(&l->w);
@@ -187,6 +189,7 @@ err_free:
 void ledger_close(struct ledger *l) {
   if (l == NULL)
     return;
+  ledger__settle(l);
   mpk_w_free(&l->w);
   if (l->env != NULL)
     mdb_env_close(l->env);
@@ -208,6 +211,9 @@ static int fsync_path(const char *path) {
 int ledger_compact(struct ledger *l) {
   if (l->env_flags & MDB_RDONLY)
     return GM_EINVAL;
+  int rc = ledger__settle(l);
+  if (rc != 0)
+    return rc;
   char tmp[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s/compact", l->dir) >= (int)sizeof tmp ||
       snprintf(from, sizeof from, "%s/data.mdb", tmp) >= (int)sizeof from ||
@@ -216,7 +222,7 @@ int ledger_compact(struct ledger *l) {
   unlink(from); /* left by a copy that was cut short */
   if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
     return GM_EIO;
-  int rc = ledger__mdb_err(mdb_env_copy2(l->env, tmp, MDB_CP_COMPACT));
+  rc = ledger__mdb_err(mdb_env_copy2(l->env, tmp, MDB_CP_COMPACT));
   if (rc == 0 && chmod(from, 0600) != 0)
     rc = GM_EIO;
   if (rc == 0)
@@ -240,11 +246,14 @@ int ledger_compact(struct ledger *l) {
 }
 
 int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
+  int rc = ledger__settle(l);
+  if (rc != 0)
+    return rc;
   struct ledger_rd *rd = malloc(sizeof *rd);
   if (rd == NULL)
     return GM_ENOMEM;
   rd->l = l;
-  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &rd->txn));
+  rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &rd->txn));
   if (rc != 0) {
     free(rd);
     return rc;
@@ -255,7 +264,10 @@ int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
 
 void ledger_rd_park(struct ledger_rd *rd) { mdb_txn_reset(rd->txn); }
 
-int ledger_rd_renew(struct ledger_rd *rd) { return ledger__mdb_err(mdb_txn_renew(rd->txn)); }
+int ledger_rd_renew(struct ledger_rd *rd) {
+  int rc = ledger__settle(rd->l);
+  return rc != 0 ? rc : ledger__mdb_err(mdb_txn_renew(rd->txn));
+}
 
 void ledger_rd_end(struct ledger_rd *rd) {
   if (rd == NULL)

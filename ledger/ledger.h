@@ -5,8 +5,20 @@
  * a batch inside one LMDB write transaction, committed with one fsync. Apply is
  * deterministic: it reads no clock and no random source; the same sequence of
  * commands gives the same state (and the same ledger_hash) on every gate.
- * Each command runs in a nested transaction, so one that fails (map full, a
- * conflict) leaves no trace while the rest of the batch commits.
+ * A command refused for what it says leaves no trace and the batch goes on; a
+ * storage failure (map full, I/O) commits nothing of the batch.
+ *
+ * Grouped applies (ledger_options.group): the write transaction stays open
+ * after a batch and the next batches join it; it commits when anything reads
+ * (ledger_rd_begin, a snapshot, the hash), on ledger_flush, on close, or
+ * after LEDGER_GROUP_MAX batches. For a caller that applies a log one entry
+ * at a time on one thread, where the log and not the ledger is the
+ * durability point: a run of entries costs one commit and each page is
+ * copied once. A storage failure then loses every batch since the last
+ * commit, so it breaks the handle (every later call fails with GM_ESTATE):
+ * the caller stops, and at the next start replays its log from
+ * ledger_applied_seq. All calls on a grouped ledger, reads included, must
+ * come from the thread that applies.
  *
  * Reads: through a struct ledger_rd (an LMDB read transaction, a consistent
  * snapshot). Read transactions are cheap; one thread may hold several.
@@ -38,7 +50,12 @@ struct ledger_options {
                         over the ledger with ledger_apply_batch_at */
   bool read_only;    /* an existing ledger, for reading only (tools): no
                         table is created and no write is allowed */
+  bool group;        /* grouped applies (see above) */
 };
+
+/* A grouped transaction commits after this many batches even when nothing
+ * reads: it bounds the pages one transaction dirties. */
+#define LEDGER_GROUP_MAX 1024
 
 /* The outcome of one command. rc is 0 or GM_E*; for REDEEM reason is the
  * verdict (LEDGER_REASON_NONE = admitted). A duplicate (same rid applied
@@ -87,6 +104,9 @@ uint64_t ledger_erasures(const struct ledger *l);
 int ledger_compact(struct ledger *l);
 /* Forces everything committed so far to disk (for a ledger opened no_sync). */
 int ledger_sync(struct ledger *l);
+/* Commits the grouped transaction (a no-op without one). 0, or the error
+ * that broke the handle. */
+int ledger_flush(struct ledger *l);
 int ledger_apply(struct ledger *l, const void *cmd, size_t len, struct ledger_result *res);
 
 /* Encodes c and applies it alone. */

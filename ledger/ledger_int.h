@@ -42,6 +42,15 @@ struct ledger {
   unsigned env_flags;
   size_t map_size;
   uint64_t erasures;  /* BIO_ERASE commands applied */
+  /* Grouped applies (ledger_options.group): the open write transaction that
+   * holds the batches applied since the last commit, how many it holds, and
+   * the error that ended one without a commit (sticky: the batches it held
+   * are gone, so the handle refuses everything until it is reopened). */
+  MDB_txn *held;
+  uint32_t held_batches;
+  int broken;
+  bool group;
+  uint64_t applied_seq; /* applied_seq of the state a reader will see next */
   struct mpk_w w;     /* scratch for the (single) writer */
   uint64_t audit_seq; /* last audit key of the batch being applied */
   /* Method flags read in the batch being applied (cleared per batch and by
@@ -59,6 +68,12 @@ struct ledger_rd {
 };
 
 int ledger__mdb_err(int mrc);
+/* Commits the grouped transaction, if one is open: called before anything
+ * that reads the ledger or replaces its file, so it sees every applied batch.
+ * Returns 0 or the error of the commit (the handle is then broken). */
+int ledger__settle(struct ledger *l);
+/* Sets l->applied_seq from the committed state (open, restore, a failure). */
+void ledger__seq_load(struct ledger *l);
 /* Reads table[key] into a borrowed MDB_val (valid until txn ends). */
 int ledger__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, MDB_val *v);
 int ledger__put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,

@@ -109,7 +109,9 @@ out:
 int ledger_snapshot_stream(struct ledger *l, int (*write)(void *arg, const void *p, size_t n),
                            void *arg) {
   MDB_txn *txn;
-  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+  int rc = ledger__settle(l);
+  if (rc == 0)
+    rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
   if (rc != 0)
     return rc;
   rc = snapshot_txn(l, txn, write, arg);
@@ -174,7 +176,9 @@ int ledger_restore(struct ledger *l, const uint8_t *p, size_t n) {
       memcmp(magic, snap_magic, sizeof snap_magic) != 0)
     return GM_EDECODE;
   MDB_txn *txn;
-  int rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+  int rc = ledger__settle(l);
+  if (rc == 0)
+    rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
   if (rc != 0)
     return rc;
   for (int t = 0; t < LEDGER_T__COUNT; t++) {
@@ -208,7 +212,9 @@ int ledger_restore(struct ledger *l, const uint8_t *p, size_t n) {
     rc = GM_EDECODE;
     goto abort;
   }
-  return ledger__mdb_err(mdb_txn_commit(txn));
+  rc = ledger__mdb_err(mdb_txn_commit(txn));
+  ledger__seq_load(l);
+  return rc;
 abort:
   mdb_txn_abort(txn);
   return rc;

@@ -11,17 +11,13 @@
 #include "../lib/log.h"
 #include "entry.h"
 
-static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
-  struct gm_fsm *f = rf->data;
-  *result = NULL;
-  uint64_t index = raft_last_applied(f->raft) + 1;
+int gm_fsm_apply_at(struct gm_fsm *f, uint64_t index, const void *p, size_t n) {
   struct entry_hdr h;
-  int rc = entry_decode(buf->base, buf->len, &h, f->cmds, ENTRY_CMDS_MAX);
+  int rc = entry_decode(p, n, &h, f->cmds, ENTRY_CMDS_MAX);
   if (rc != 0) {
     /* Every gate decodes the same bytes the same way, so skipping keeps them
      * equal; the entry can only come from a gate of another version. */
-    GM_ERROR("raft entry does not decode; skipped", "index=%" PRIu64 " len=%zu", index,
-             buf->len);
+    GM_ERROR("raft entry does not decode; skipped", "index=%" PRIu64 " len=%zu", index, n);
     return 0;
   }
   if (index <= ledger_applied_seq(f->ledger)) {
@@ -39,7 +35,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     return RAFT_IOERR;
   }
   f->applied_entries++;
-  f->applied_bytes += buf->len;
+  f->applied_bytes += n;
   if (ledger_erasures(f->ledger) != erasures) {
     f->erase_bytes = f->applied_bytes;
     f->erase_index = index;
@@ -49,6 +45,12 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
   if (f->after_apply != NULL)
     f->after_apply(f->arg, index);
   return 0;
+}
+
+static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
+  struct gm_fsm *f = rf->data;
+  *result = NULL;
+  return gm_fsm_apply_at(f, raft_last_applied(f->raft) + 1, buf->base, buf->len);
 }
 
 static int snap_write(void *arg, const void *p, size_t n) {

@@ -60,6 +60,11 @@ struct gm_fsm {
 };
 
 int gm_fsm_init(struct gm_fsm *f, struct ledger *ledger, uint64_t node_id);
+/* What fsm.apply does with the entry p[0..n) at Raft index `index`: 0, or
+ * RAFT_IOERR when storage failed (nothing of the entry applied). It touches
+ * the FSM and its ledger only, not the raft struct, so a caller that defers
+ * an entry (the simulator) may apply it on another thread, in log order. */
+int gm_fsm_apply_at(struct gm_fsm *f, uint64_t index, const void *p, size_t n);
 void gm_fsm_close(struct gm_fsm *f);
 
 #endif

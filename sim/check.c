@@ -119,6 +119,8 @@ static int check_incident(void *arg, const struct ledger_incident *x) {
 
 unsigned sim_check(struct world *w, FILE *out) {
   w->violations = 0;
+  if (world_settle(w) != 0)
+    violation(w, out, "I5 a gate could not apply a committed entry");
   uint32_t n = w->cfg.attendees;
   size_t *strict_of = malloc(n * sizeof *strict_of);
   for (uint32_t i = 0; i < n; i++)

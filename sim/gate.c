@@ -552,8 +552,12 @@ static void prune(struct gate *g) {
     g->n_own -= k;
     prov_prune(g->prov, g->id, upto);
   }
+  /* Others' records settle once the ledger has them: read it only when
+   * the store holds some (a read applies the entries queued for it). */
+  if (prov_count(g->prov) <= g->n_own)
+    return;
   struct ledger_rd *rd;
-  if (ledger_rd_begin(g->ledger, &rd) != 0)
+  if (gate_settle(g) != 0 || ledger_rd_begin(g->ledger, &rd) != 0)
     return;
   admit_prune_settled(g->prov, g->id, rd);
   ledger_rd_end(rd);
@@ -575,7 +579,7 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   size_t vi = verdict_new(w, attendee, g->idx, fraud, tid);
   struct method_env env;
   memset(&env, 0, sizeof env);
-  if (ledger_rd_begin(g->ledger, &env.rd) != 0) {
+  if (gate_settle(g) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
     decide(g, vi, false, LEDGER_REASON_MALFORMED, w->s.now);
     return;
   }
@@ -707,6 +711,47 @@ static int64_t raft_delay(void *arg, unsigned from, unsigned to) {
   return world_delay(arg, from, to);
 }
 
+int gate_settle(struct gate *g) { return lane_settle(g->w->lane, g->idx); }
+
+/* libraft's apply: an entry this gate proposed applies now (its results
+ * answer requests); any other waits on the gate's lane (lane.h). */
+static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
+  struct gate *g = rf->data;
+  *result = NULL;
+  uint64_t index = raft_last_applied(g->raft) + 1;
+  struct entry_hdr h;
+  if (entry_decode(buf->base, buf->len, &h, NULL, 0) != 0 || h.origin != g->id) {
+    lane_push(g->w->lane, g->idx, index, buf->base, buf->len);
+    return 0;
+  }
+  /* The queue first (log order); the commit after, so that no transaction
+   * of this ledger stays open on this thread for the lane's. */
+  if (gate_settle(g) != 0)
+    return RAFT_IOERR;
+  int rc = gm_fsm_apply_at(&g->fsm, index, buf->base, buf->len);
+  return ledger_flush(g->ledger) != 0 ? RAFT_IOERR : rc;
+}
+
+static int lazy_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
+  struct gate *g = rf->data;
+  return gate_settle(g) != 0 ? RAFT_IOERR : g->fsm.fsm.snapshot(&g->fsm.fsm, bufs, n);
+}
+
+static int lazy_restore(struct raft_fsm *rf, struct raft_buffer *buf) {
+  struct gate *g = rf->data;
+  return gate_settle(g) != 0 ? RAFT_IOERR : g->fsm.fsm.restore(&g->fsm.fsm, buf);
+}
+
+static int lazy_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
+  struct gate *g = rf->data;
+  return g->fsm.fsm.snapshot_async(&g->fsm.fsm, bufs, n);
+}
+
+static int lazy_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
+  struct gate *g = rf->data;
+  return g->fsm.fsm.snapshot_finalize(&g->fsm.fsm, bufs, n);
+}
+
 static int raft_up(struct gate *g) {
   struct world *w = g->w;
   g->raft = calloc(1, sizeof *g->raft);
@@ -715,7 +760,14 @@ static int raft_up(struct gate *g) {
   g->fsm.raft = g->raft;
   g->fsm.on_applied = on_applied;
   g->fsm.arg = g;
-  int rc = raft_init(g->raft, &g->io.io, &g->fsm.fsm, g->id, g->io.address);
+  g->lazy = g->fsm.fsm;
+  g->lazy.data = g;
+  g->lazy.apply = lazy_apply;
+  g->lazy.snapshot = lazy_snapshot;
+  g->lazy.snapshot_async = lazy_snapshot_async;
+  g->lazy.snapshot_finalize = lazy_snapshot_finalize;
+  g->lazy.restore = lazy_restore;
+  int rc = raft_init(g->raft, &g->io.io, &g->lazy, g->id, g->io.address);
   if (rc != 0)
     return GM_EIO;
   raft_set_election_timeout(g->raft, w->cfg.election_ms);
@@ -736,7 +788,7 @@ int gate_create(struct world *w, unsigned idx, struct gate **out) {
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", g->dir);
   if (system(cmd) != 0)
     return GM_EIO;
-  struct ledger_options o = {.map_size = (size_t)2 << 30, .no_sync = true};
+  struct ledger_options o = {.map_size = (size_t)2 << 30, .no_sync = true, .group = true};
   int rc = ledger_open(&g->ledger, g->dir, &o);
   if (rc != 0)
     return rc;
@@ -797,6 +849,9 @@ static void on_raft_closed(struct raft *r) {
 }
 
 static void gate_down(struct gate *g) {
+  /* What Raft handed the FSM is in the ledger before the FSM goes (a
+   * process that crashes after a commit). */
+  gate_settle(g);
   g->up = false;
   g->gen++;
   simio_crash(&g->io);

@@ -12,6 +12,9 @@ int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *
 /* An attendee shows a QR payload at this gate. */
 void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud);
 void gate_crash(struct gate *g);
+/* Applies the entries queued for this gate's ledger (lane.h): call before
+ * reading it. 0, or the storage error that stopped its applies. */
+int gate_settle(struct gate *g);
 void gate_restart(struct gate *g);
 void gate_free(struct gate *g);
 int64_t world_delay(struct world *w, unsigned from, unsigned to);

@@ -11,6 +11,8 @@
 
 int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed);
 void world_free(struct world *w);
+/* Applies every gate's queued entries (lane.h), before reading ledgers. */
+int world_settle(struct world *w);
 
 /* Checks every invariant; returns the number violated, each described in
  * out (one line each). */

@@ -268,6 +268,7 @@ static int m_bootstrap(struct raft_io *io, const struct raft_configuration *conf
   if (rc != 0)
     return rc;
   s->entries = raft_calloc(1, sizeof *s->entries);
+  s->cap = 1;
   s->entries[0].term = 1;
   s->entries[0].type = RAFT_CHANGE;
   s->entries[0].buf = buf;
@@ -359,9 +360,15 @@ static int m_append(struct raft_io *io, struct raft_io_append *req,
   /* Written now (the buffers are only borrowed until the callback); a crash
    * before the callback is a write that may or may not have reached the
    * disk, which Raft tolerates either way. */
-  struct raft_entry *v = raft_realloc(s->entries, (s->n + n) * sizeof *v);
-  GM_ASSERT(v != NULL);
-  s->entries = v;
+  if (s->n + n > s->cap) {
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < s->n + n)
+      cap *= 2;
+    s->entries = raft_realloc(s->entries, cap * sizeof *s->entries);
+    GM_ASSERT(s->entries != NULL);
+    s->cap = cap;
+  }
+  struct raft_entry *v = s->entries;
   for (unsigned i = 0; i < n; i++) {
     v[s->n + i].term = entries[i].term;
     v[s->n + i].type = entries[i].type;
@@ -459,6 +466,7 @@ void simio_free(struct simio *s) {
   log_free_from(s, 0);
   raft_free(s->entries);
   s->entries = NULL;
+  s->cap = 0;
   snapshot_free(s->snapshot);
   s->snapshot = NULL;
 }

@@ -44,7 +44,7 @@ struct simio {
   raft_term term;
   raft_id voted_for;
   struct raft_entry *entries;
-  size_t n;
+  size_t n, cap;
   raft_index start_index; /* index of entries[0] */
   struct raft_snapshot *snapshot;
   /* running */

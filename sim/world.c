@@ -27,21 +27,30 @@ static void seeded(void *arg, void *out, size_t n) {
     p[i] = (uint8_t)sim_rand(arg);
 }
 
-/* The same setup commands on every gate's ledger: what a festival looks
- * like once the organizer has pushed its tickets. */
-static int apply_all(struct world *w, const struct ledger_cmd *c) {
+/* A setup command on the first gate's ledger; copy_ledgers gives the
+ * others a copy once the setup is done. */
+static int apply_setup(struct world *w, const struct ledger_cmd *c) {
   struct mpk_w mw;
   mpk_w_init(&mw);
   ledger_cmd_encode(c, &mw);
   struct gm_slice sl = {(const uint8_t *)mw.sb.data, mw.sb.size};
-  int rc = 0;
-  for (unsigned i = 0; i < w->cfg.gates && rc == 0; i++) {
-    struct ledger_result res;
-    rc = ledger_apply_batch(w->g[i]->ledger, &sl, 1, &res);
-    if (rc == 0 && res.rc != 0)
-      rc = res.rc;
-  }
+  struct ledger_result res;
+  int rc = ledger_apply_batch(w->g[0]->ledger, &sl, 1, &res);
+  if (rc == 0 && res.rc != 0)
+    rc = res.rc;
   mpk_w_free(&mw);
+  return rc;
+}
+
+/* Every other gate gets the first one's ledger as a gate that joins gets
+ * it: a snapshot, restored. */
+static int copy_ledgers(struct world *w) {
+  struct gm_buf snap;
+  gm_buf_init(&snap);
+  int rc = ledger_snapshot(w->g[0]->ledger, &snap);
+  for (unsigned i = 1; i < w->cfg.gates && rc == 0; i++)
+    rc = ledger_restore(w->g[i]->ledger, snap.ptr, snap.len);
+  gm_buf_free(&snap);
   return rc;
 }
 
@@ -54,6 +63,8 @@ static void cmd_init(struct ledger_cmd *c, int op, const char *rid) {
   strcpy(c->actor, "organizer");
 }
 
+/* What every gate's ledger holds once the organizer has pushed the
+ * festival: the event, a signing key and the tickets. */
 static int setup_ledgers(struct world *w) {
   struct ledger_cmd c;
   cmd_init(&c, LEDGER_OP_EVENT_CREATE, "setup-event");
@@ -63,7 +74,7 @@ static int setup_ledgers(struct world *w) {
   c.u.event.ends_ms = SIM_BASE_MS + w->cfg.duration_ms + 86400000LL;
   c.u.event.policy = w->cfg.policy;
   c.u.event.offline_budget = w->cfg.budget;
-  int rc = apply_all(w, &c);
+  int rc = apply_setup(w, &c);
   if (rc != 0)
     return rc;
   /* The signing key, from the seed: same seed, same payloads. */
@@ -83,7 +94,7 @@ static int setup_ledgers(struct world *w) {
   snprintf(c.rid, sizeof c.rid, "setup-key");
   c.ts_ms = env.now_ms;
   strcpy(c.gate, "office");
-  if ((rc = apply_all(w, &c)) != 0)
+  if ((rc = apply_setup(w, &c)) != 0)
     return rc;
   if ((rc = ledger_rd_begin(w->g[0]->ledger, &env.rd)) != 0)
     return rc;
@@ -107,7 +118,7 @@ static int setup_ledgers(struct world *w) {
     cmd_init(&c, LEDGER_OP_TICKET_CREATE, rid);
     c.u.tickets.v = specs;
     c.u.tickets.n = k;
-    rc = apply_all(w, &c);
+    rc = apply_setup(w, &c);
   }
   free(specs);
   return rc;
@@ -202,6 +213,8 @@ static void on_watch(void *arg, uint64_t unused) {
     for (size_t k = 0; k < g->n_own; k++)
       if (!g->own[k].settled)
         return;
+    if (gate_settle(g) != 0)
+      return;
     uint64_t a = ledger_applied_seq(g->ledger);
     if (i > 0 && a != applied)
       return;
@@ -211,6 +224,25 @@ static void on_watch(void *arg, uint64_t unused) {
 }
 
 /* ------------------------------------------------------------------ run */
+
+static int lane_apply(void *arg, unsigned gate, uint64_t index, const void *p, size_t n) {
+  struct world *w = arg;
+  return gm_fsm_apply_at(&w->g[gate]->fsm, index, p, n);
+}
+
+static int lane_flush(void *arg, unsigned gate) {
+  struct world *w = arg;
+  return ledger_flush(w->g[gate]->ledger);
+}
+
+int world_settle(struct world *w) {
+  int rc = 0;
+  for (unsigned i = 0; i < w->cfg.gates; i++) {
+    int grc = gate_settle(w->g[i]);
+    rc = rc != 0 ? rc : grc;
+  }
+  return rc;
+}
 
 int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   memset(w, 0, sizeof *w);
@@ -229,7 +261,9 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   snprintf(w->root, sizeof w->root, "%s/gatesim.XXXXXX", base);
   if (mkdtemp(w->root) == NULL)
     return GM_EIO;
-  int rc = 0;
+  int rc = lane_create(&w->lane, cfg->gates, !cfg->one_core, lane_apply, lane_flush, w) != 0
+               ? GM_ENOMEM
+               : 0;
   for (unsigned i = 0; i < cfg->gates && rc == 0; i++)
     rc = gate_create(w, i, &w->g[i]);
   if (rc == 0)
@@ -249,12 +283,14 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
       cmd_init(&c, LEDGER_OP_TICKET_TRANSFER, rid);
       snprintf(c.u.transfer.ticket_id, sizeof c.u.transfer.ticket_id, "t%" PRIu32, a);
       snprintf(c.u.transfer.to_holder, sizeof c.u.transfer.to_holder, "n%" PRIu32, a);
-      if ((rc = apply_all(w, &c)) != 0)
+      if ((rc = apply_setup(w, &c)) != 0)
         return rc;
       w->stale[a] = issue(w, a, 1);
     }
     w->payload[a] = issue(w, a, moved ? 2 : 1);
   }
+  if ((rc = copy_ledgers(w)) != 0)
+    return rc;
   struct raft_configuration conf;
   raft_configuration_init(&conf);
   for (unsigned i = 0; i < cfg->gates; i++)
@@ -318,6 +354,7 @@ void world_free(struct world *w) {
     sched_run_until(&w->s, w->s.heap[0].time);
   for (unsigned i = 0; i < w->cfg.gates; i++)
     gate_free(w->g[i]);
+  lane_destroy(w->lane);
   for (uint32_t a = 0; w->payload && a < w->cfg.attendees; a++) {
     free(w->payload[a]);
     free(w->stale[a]);

@@ -17,6 +17,7 @@
 #include "ledger/ledger.h"
 #include "methods/method.h"
 #include "raft/fsm.h"
+#include "sim/lane.h"
 #include "sim/sched.h"
 #include "sim/simio.h"
 
@@ -54,6 +55,9 @@ struct sim_cfg {
   /* faults planted on purpose, to prove the checker finds them */
   bool fault_skip_fsync;
   bool fault_no_heard_check;
+  /* apply every entry on the simulation's thread (no lane thread): the same
+   * run, on one core */
+  bool one_core;
 };
 
 int sim_cfg_load(struct sim_cfg *c, const char *path, char *err, size_t errlen);
@@ -93,6 +97,7 @@ struct gate {
   struct simio io;
   struct raft *raft;
   struct gm_fsm fsm;
+  struct raft_fsm lazy; /* what libraft drives: fsm, with applies deferred (lane.h) */
   bool closing;
   struct swim *swim;
   struct prov *prov;
@@ -120,6 +125,7 @@ struct world {
   uint64_t seed;
   struct sched s;
   struct gate *g[SIM_GATES_MAX];
+  struct lane *lane;
   int comp[SIM_GATES_MAX];
   char root[128];
   uint8_t seal_key[32];

@@ -27,6 +27,8 @@ for s in configs/scenarios/*.scn; do
   "$SIM" --scenario "$s" --seed 7 > "$TMP/a.$name"
   "$SIM" --scenario "$s" --seed 7 > "$TMP/b.$name"
   check "$name: the same seed gives byte-identical output" cmp "$TMP/a.$name" "$TMP/b.$name"
+  "$SIM" --scenario "$s" --seed 7 --one-core > "$TMP/d.$name"
+  check "$name: applies on one core give the same run" cmp "$TMP/a.$name" "$TMP/d.$name"
   "$SIM" --scenario "$s" --seed 8 > "$TMP/c.$name"
   check "$name: another seed gives another run" bash -c "! cmp -s $TMP/a.$name $TMP/c.$name"
 done

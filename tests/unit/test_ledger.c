@@ -1,7 +1,9 @@
 /*
  * test_ledger.c — the state machine: apply, first-wins redeem, dedup, the
  * nested-transaction rollback of a failing command, snapshot/restore/hash,
- * and the command codec's refusal of malformed bytes.
+ * the command codec's refusal of malformed bytes, and grouped applies (one
+ * transaction for many batches; what a read, a flush, a close or a storage
+ * failure does to it).
  */
 #include <criterion/criterion.h>
 
@@ -277,4 +279,158 @@ Test(ledger, hostile_container_sizes_are_refused_before_allocation) {
   cr_assert_eq(mpk_validate(ok, sizeof ok - 1), GM_EDECODE);
   static const uint8_t never_used[] = {0xc1};
   cr_assert_eq(mpk_validate(never_used, 1), GM_EDECODE);
+}
+
+/* ----------------------------------------------------------------------
+ * Grouped applies: batches share one transaction until something reads.
+ */
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The applied_seq another process reads from dir: what is committed. */
+static uint64_t committed_seq(const char *d) {
+  int fd[2];
+  cr_assert_eq(pipe(fd), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    struct ledger *r;
+    struct ledger_options o = {.map_size = 64u << 20, .read_only = true};
+    uint64_t s = UINT64_MAX;
+    if (ledger_open(&r, d, &o) == 0)
+      s = ledger_applied_seq(r);
+    _exit(write(fd[1], &s, sizeof s) == sizeof s ? 0 : 1);
+  }
+  uint64_t s = 0;
+  cr_assert_eq(read(fd[0], &s, sizeof s), (ssize_t)sizeof s);
+  int st;
+  waitpid(pid, &st, 0);
+  close(fd[0]);
+  close(fd[1]);
+  return s;
+}
+
+/* One redeem of t1 (refused after the first) as the batch at seq. */
+static int redeem_at(struct ledger *g, uint64_t seq) {
+  struct ledger_cmd c;
+  char rid[32];
+  snprintf(rid, sizeof rid, "r-%llu", (unsigned long long)seq);
+  th_cmd(&c, LEDGER_OP_REDEEM, rid, 5000 + (long long)seq);
+  strcpy(c.u.redeem.ticket_id, "t1");
+  strcpy(c.u.redeem.method, "qr");
+  strcpy(c.u.redeem.cred_id, "t1");
+  c.u.redeem.ticket_version = 1;
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(&c, &w);
+  struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
+  struct ledger_result r;
+  int rc = ledger_apply_batch_at(g, seq, &s, 1, &r);
+  mpk_w_free(&w);
+  return rc;
+}
+
+static struct ledger *open_grouped(const char *d, size_t map) {
+  struct ledger *g = NULL;
+  struct ledger_options o = {.map_size = map, .no_sync = true, .group = true};
+  cr_assert_eq(ledger_open(&g, d, &o), 0);
+  return g;
+}
+
+Test(ledger_group, batches_commit_together_on_a_read_a_flush_or_close) {
+  char *d = th_tmpdir();
+  struct ledger *g = open_grouped(d, 64u << 20);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  for (uint64_t s = 1; s <= 3; s++)
+    cr_assert_eq(redeem_at(g, s), 0);
+  cr_assert_eq(ledger_applied_seq(g), 3, "the handle knows what it applied");
+  cr_assert_eq(committed_seq(d), 0, "nothing committed yet");
+  /* A seq already applied is refused, and the open transaction goes on. */
+  cr_assert_eq(redeem_at(g, 3), GM_EINVAL);
+  cr_assert_eq(redeem_at(g, 4), 0);
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  struct ledger_ticket t;
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0, "a read sees every batch");
+  cr_assert_eq(t.status, LEDGER_TICKET_USED);
+  ledger_rd_end(rd);
+  cr_assert_eq(committed_seq(d), 4, "the read committed them");
+  cr_assert_eq(redeem_at(g, 5), 0);
+  cr_assert_eq(committed_seq(d), 4);
+  cr_assert_eq(ledger_flush(g), 0);
+  cr_assert_eq(committed_seq(d), 5);
+  cr_assert_eq(redeem_at(g, 6), 0);
+  ledger_close(g);
+  cr_assert_eq(committed_seq(d), 6, "close commits");
+  th_rmdir(d);
+}
+
+Test(ledger_group, a_long_group_commits_by_itself) {
+  char *d = th_tmpdir();
+  struct ledger *g = open_grouped(d, 64u << 20);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  /* The event and the ticket were two batches of the group. */
+  for (uint64_t s = 1; s <= LEDGER_GROUP_MAX - 2; s++)
+    cr_assert_eq(redeem_at(g, s), 0);
+  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
+  cr_assert_eq(redeem_at(g, LEDGER_GROUP_MAX - 1), 0);
+  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
+  ledger_close(g);
+  th_rmdir(d);
+}
+
+Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
+  char *d = th_tmpdir();
+  struct ledger *g = open_grouped(d, 1u << 20);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(ledger_flush(g), 0);
+  /* Batches of 50 tickets, one seq each, until the 1 MiB map is full. */
+  struct ledger_ticket_spec specs[50];
+  int rc = 0;
+  uint64_t seq = 0;
+  while (rc == 0 && seq < 1000) {
+    seq++;
+    memset(specs, 0, sizeof specs);
+    for (int i = 0; i < 50; i++) {
+      snprintf(specs[i].id, sizeof specs[i].id, "t%llu-%d", (unsigned long long)seq, i);
+      strcpy(specs[i].event_id, "e1");
+      strcpy(specs[i].holder, "a holder with a rather long name to fill pages");
+    }
+    struct ledger_cmd c;
+    char rid[32];
+    snprintf(rid, sizeof rid, "tk-%llu", (unsigned long long)seq);
+    th_cmd(&c, LEDGER_OP_TICKET_CREATE, rid, 2000);
+    c.u.tickets.v = specs;
+    c.u.tickets.n = 50;
+    struct mpk_w w;
+    mpk_w_init(&w);
+    ledger_cmd_encode(&c, &w);
+    struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
+    struct ledger_result r[1];
+    rc = ledger_apply_batch_at(g, seq, &s, 1, r);
+    mpk_w_free(&w);
+    if (rc == 0 && seq == 2)
+      cr_assert_eq(ledger_flush(g), 0); /* seqs 1 and 2 committed */
+  }
+  cr_assert_eq(rc, GM_EFULL, "the map filled up (seq %llu)", (unsigned long long)seq);
+  cr_assert_gt(seq, 3, "some batches were in the group when it failed");
+  cr_assert_eq(ledger_applied_seq(g), 2, "back to what was committed");
+  cr_assert_eq(redeem_at(g, seq + 1), GM_ESTATE, "the handle refuses writes");
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(g, &rd), GM_ESTATE, "and reads");
+  cr_assert_eq(ledger_flush(g), GM_ESTATE);
+  ledger_close(g);
+  /* Reopened: the committed state, whole. */
+  g = open_grouped(d, 1u << 20);
+  cr_assert_eq(ledger_applied_seq(g), 2);
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  uint64_t n = 0;
+  cr_assert_eq(ledger_ticket_count(rd, &n), 0);
+  cr_assert_eq(n, 100);
+  ledger_rd_end(rd);
+  ledger_close(g);
+  th_rmdir(d);
 }
