@@ -406,6 +406,22 @@ void swim_tick(struct swim *s, int64_t now) {
       s->relays[i].expires_ms = 0;
 }
 
+int64_t swim_next_tick(const struct swim *s) {
+  int64_t t = s->next_probe_ms;
+  if (s->target != 0 && !s->acked && !s->indirect_sent && s->probe_sent_ms + s->cfg.probe_timeout_ms < t)
+    t = s->probe_sent_ms + s->cfg.probe_timeout_ms;
+  int64_t suspicion = (int64_t)s->cfg.suspicion_mult * log10ceil(s->n) * s->cfg.probe_interval_ms;
+  for (size_t i = 1; i < s->n; i++)
+    if (s->m[i].state == SWIM_SUSPECT && s->m[i].since_ms + suspicion < t)
+      t = s->m[i].since_ms + suspicion;
+  if (s->n > 1 && s->next_sync_ms < t)
+    t = s->next_sync_ms;
+  for (size_t i = 0; i < SWIM_RELAYS_MAX; i++)
+    if (s->relays[i].expires_ms != 0 && s->relays[i].expires_ms < t)
+      t = s->relays[i].expires_ms;
+  return t;
+}
+
 void swim_join(struct swim *s, const char *addr, int64_t now) {
   (void)now;
   s->pending[0] = (uint8_t)(s->cfg.retransmit_mult * log10ceil(s->n + 1));

@@ -77,6 +77,10 @@ void swim_join(struct swim *s, const char *addr, int64_t now_ms);
  * alive message with a higher incarnation. */
 int swim_set_meta(struct swim *s, const uint8_t *meta, size_t n, int64_t now_ms);
 void swim_tick(struct swim *s, int64_t now_ms);
+/* The earliest time at which swim_tick has something to do (a probe, an
+ * indirect probe, a suspicion running out, a sync, a relay expiring): a
+ * caller on an event queue sleeps until then, or until a datagram. */
+int64_t swim_next_tick(const struct swim *s);
 /* One decoded datagram body; GM_EDECODE for a malformed one (dropped whole,
  * nothing applied). */
 int swim_recv(struct swim *s, const uint8_t *body, size_t n, int64_t now_ms);

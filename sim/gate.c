@@ -68,6 +68,17 @@ struct msg {
   size_t len;
 };
 
+static void on_tick(void *arg, uint64_t tag);
+
+/* Runs the gate's timer at `at`, unless it is due sooner already. */
+static void arm_tick(struct gate *g, int64_t at) {
+  if (g->tick_armed && g->tick_at <= at)
+    return;
+  g->tick_armed = true;
+  g->tick_at = at;
+  sched_at(&g->w->s, at, on_tick, g, ++g->tick_tag);
+}
+
 static void record_admission_cmd(struct world *w, const struct ledger_cmd *c) {
   struct mpk_w mw;
   mpk_w_init(&mw);
@@ -435,6 +446,7 @@ static void admit_provisional(struct gate *g, size_t vi, const struct ledger_cmd
   o->cmd = malloc(mw.sb.size);
   memcpy(o->cmd, mw.sb.data, mw.sb.size);
   o->len = mw.sb.size;
+  arm_tick(g, w->s.now + GATE_TICK_MS); /* its backlog, and a partition to notice */
   /* The fsync before the verdict; the planted fault skips it, so the record
    * lives only in memory until the ledger has it. */
   o->durable = !w->cfg.fault_skip_fsync;
@@ -678,13 +690,13 @@ static void on_propose(void *arg, uint64_t gen) {
     propose(g);
 }
 
-static void on_tick(void *arg, uint64_t gen) {
+static void on_tick(void *arg, uint64_t tag) {
   struct gate *g = arg;
-  if (!g->up || gen != g->gen)
+  if (!g->up || tag != g->tick_tag)
     return;
   struct world *w = g->w;
   int64_t now = w->s.now;
-  sched_in(&w->s, GATE_TICK_MS, on_tick, g, gen);
+  g->tick_armed = false;
   swim_tick(g->swim, now);
   if (!g->partition_mode && leader_of(g) == 0 && g->n_own > 0)
     enter_partition(g);
@@ -700,6 +712,14 @@ static void on_tick(void *arg, uint64_t gen) {
     g->last_digest_ms = now;
     send_digest(g);
   }
+  /* Next: when SWIM, the prune or the digest is due; every GATE_TICK_MS
+   * while own provisional records wait (their backlog, a partition). */
+  int64_t next = swim_next_tick(g->swim);
+  next = g->last_prune_ms + PRUNE_MS < next ? g->last_prune_ms + PRUNE_MS : next;
+  next = g->last_digest_ms + DIGEST_MS < next ? g->last_digest_ms + DIGEST_MS : next;
+  if (g->n_own > 0 && now + GATE_TICK_MS < next)
+    next = now + GATE_TICK_MS;
+  arm_tick(g, next > now ? next : now + 1);
 }
 
 static struct simio *peer_of(void *arg, raft_id id) {
@@ -837,7 +857,8 @@ int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *
   g->last_prune_ms = w->s.now;
   g->last_digest_ms = w->s.now + (int64_t)g->idx * 7 % DIGEST_MS;
   g->last_backlog_ms = w->s.now;
-  sched_in(&w->s, GATE_TICK_MS, on_tick, g, g->gen);
+  g->tick_armed = false;
+  arm_tick(g, w->s.now + GATE_TICK_MS);
   return 0;
 }
 

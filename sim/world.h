@@ -115,6 +115,10 @@ struct gate {
   uint64_t next_token;
   uint64_t next_req;
   int64_t last_prune_ms, last_digest_ms, last_backlog_ms;
+  /* the gate's timer: when it runs next (tick_tag tells stale events) */
+  int64_t tick_at;
+  uint64_t tick_tag;
+  bool tick_armed;
   size_t digest_turn;
   uint64_t admitted, provisional, incidents_seen;
   int64_t down_until;
