@@ -17,8 +17,9 @@
  * copied once. A storage failure then loses every batch since the last
  * commit, so it breaks the handle (every later call fails with GM_ESTATE):
  * the caller stops, and at the next start replays its log from
- * ledger_applied_seq. All calls on a grouped ledger, reads included, must
- * come from the thread that applies.
+ * ledger_applied_seq. The open transaction belongs to the thread that
+ * applied: a caller that hands the ledger to another thread flushes it first,
+ * and reads (which commit it) happen on that thread too.
  *
  * Reads: through a struct ledger_rd (an LMDB read transaction, a consistent
  * snapshot). Read transactions are cheap; one thread may hold several.

@@ -63,8 +63,9 @@ static void cmd_init(struct ledger_cmd *c, int op, const char *rid) {
   strcpy(c->actor, "organizer");
 }
 
-/* What every gate's ledger holds once the organizer has pushed the
- * festival: the event, a signing key and the tickets. */
+/* What the organizer pushes before the festival, on the first gate's
+ * ledger: the event, a signing key and the tickets (world_run adds the
+ * transfers, then copies the ledger to every other gate). */
 static int setup_ledgers(struct world *w) {
   struct ledger_cmd c;
   cmd_init(&c, LEDGER_OP_EVENT_CREATE, "setup-event");
