@@ -310,6 +310,13 @@ int mpk_doc_parse(struct mpk_doc *d, const void *p, size_t n) {
   return 0;
 }
 
+void mpk_thread_end(void) {
+  if (tl_ready && !tl_busy) {
+    msgpack_zone_destroy(&tl_zone);
+    tl_ready = false;
+  }
+}
+
 void mpk_doc_free(struct mpk_doc *d) {
   if (d->zone == NULL)
     return;

@@ -50,6 +50,10 @@ struct mpk_doc {
   const msgpack_object *root;
 };
 
+/* Frees the decode zone this thread keeps for mpk_doc_parse: a thread that
+ * ends (not the process) calls it last, or the zone's first chunk leaks. */
+void mpk_thread_end(void);
+
 /* In-place reader for the hot records: walks a buffer without building an
  * object tree or allocating, every read bounds-checked (GM_EDECODE past the
  * end or on a type mismatch). Strings and bins point into the buffer. */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "lib/assert.h"
+#include "lib/mpk.h"
 
 #define LANE_IDLE_NS 20000
 
@@ -84,6 +85,7 @@ static void *run(void *arg) {
     }
     atomic_fetch_add(&l->by_thread, done);
   }
+  mpk_thread_end(); /* the applies decoded records on this thread */
   return NULL;
 }
 
