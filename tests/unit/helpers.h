@@ -76,6 +76,18 @@ static inline int th_ticket(struct ledger *l, const char *event, const char *id)
   return rc ? rc : r.rc;
 }
 
+/* Encodes c and applies it alone as the batch at seq (ledger_apply_batch_at). */
+static inline int th_apply_at(struct ledger *l, uint64_t seq, const struct ledger_cmd *c,
+                              struct ledger_result *r) {
+  struct mpk_w w;
+  mpk_w_init(&w);
+  ledger_cmd_encode(c, &w);
+  struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
+  int rc = ledger_apply_batch_at(l, seq, &s, 1, r);
+  mpk_w_free(&w);
+  return rc;
+}
+
 static inline int th_redeem(struct ledger *l, const char *rid, const char *ticket,
                             const char *gate, uint32_t version, uint64_t nonce,
                             struct ledger_result *r) {

@@ -321,14 +321,8 @@ static int redeem_at(struct ledger *g, uint64_t seq) {
   strcpy(c.u.redeem.method, "qr");
   strcpy(c.u.redeem.cred_id, "t1");
   c.u.redeem.ticket_version = 1;
-  struct mpk_w w;
-  mpk_w_init(&w);
-  ledger_cmd_encode(&c, &w);
-  struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
   struct ledger_result r;
-  int rc = ledger_apply_batch_at(g, seq, &s, 1, &r);
-  mpk_w_free(&w);
-  return rc;
+  return th_apply_at(g, seq, &c, &r);
 }
 
 static struct ledger *open_grouped(const char *d, size_t map) {
@@ -405,13 +399,8 @@ Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
     th_cmd(&c, LEDGER_OP_TICKET_CREATE, rid, 2000);
     c.u.tickets.v = specs;
     c.u.tickets.n = 50;
-    struct mpk_w w;
-    mpk_w_init(&w);
-    ledger_cmd_encode(&c, &w);
-    struct gm_slice s = {(const uint8_t *)w.sb.data, w.sb.size};
-    struct ledger_result r[1];
-    rc = ledger_apply_batch_at(g, seq, &s, 1, r);
-    mpk_w_free(&w);
+    struct ledger_result r;
+    rc = th_apply_at(g, seq, &c, &r);
     if (rc == 0 && seq == 2)
       cr_assert_eq(ledger_flush(g), 0); /* seqs 1 and 2 committed */
   }
