@@ -63,11 +63,23 @@ void prov_destroy(struct prov *p) {
   free(p);
 }
 
+/* Origins are kept sorted by id: a lookup is a binary search, and a digest
+ * (written in this order) is read alongside in one pass. */
+static size_t origin_at(const struct prov *p, uint64_t id) {
+  size_t lo = 0, hi = p->n_origins;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (p->origins[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 static struct origin *origin_of(const struct prov *p, uint64_t id) {
-  for (size_t i = 0; i < p->n_origins; i++)
-    if (p->origins[i].id == id)
-      return (struct origin *)&p->origins[i];
-  return NULL;
+  size_t i = origin_at(p, id);
+  return i < p->n_origins && p->origins[i].id == id ? (struct origin *)&p->origins[i] : NULL;
 }
 
 /* Position of seq in o->recs, or where it would go; *found when present. */
@@ -142,12 +154,16 @@ static void advance(struct origin *o) {
 }
 
 static struct origin *origin_add(struct prov *p, uint64_t id) {
-  struct origin *o = origin_of(p, id);
-  if (o == NULL && p->n_origins < PROV_ORIGINS_MAX) {
-    o = &p->origins[p->n_origins++];
-    memset(o, 0, sizeof *o);
-    o->id = id;
-  }
+  size_t i = origin_at(p, id);
+  if (i < p->n_origins && p->origins[i].id == id)
+    return &p->origins[i];
+  if (p->n_origins == PROV_ORIGINS_MAX)
+    return NULL;
+  memmove(&p->origins[i + 1], &p->origins[i], (p->n_origins - i) * sizeof *p->origins);
+  p->n_origins++;
+  struct origin *o = &p->origins[i];
+  memset(o, 0, sizeof *o);
+  o->id = id;
   return o;
 }
 
@@ -265,6 +281,41 @@ int prov_digest(const struct prov *p, uint8_t *out, size_t cap) {
   return (int)need;
 }
 
+/* A peer's digest, read alongside this store's origins (both ascending by
+ * id). A digest out of order (not one this code wrote) is searched whole
+ * for each origin instead. */
+struct digest_rd {
+  const uint8_t *d;
+  size_t count, at;
+  bool sorted;
+};
+
+static void digest_rd_init(struct digest_rd *r, const uint8_t *d) {
+  r->d = d;
+  r->count = gm_le16_get(d);
+  r->at = 0;
+  r->sorted = true;
+  for (size_t k = 1; k < r->count && r->sorted; k++)
+    r->sorted = gm_le64_get(d + 2 + 16 * (k - 1)) < gm_le64_get(d + 2 + 16 * k);
+}
+
+/* What the peer holds of origin `id` (0: nothing); ids asked ascending. */
+static uint64_t digest_have(struct digest_rd *r, uint64_t id) {
+  const uint8_t *d = r->d;
+  if (!r->sorted) {
+    uint64_t have = 0;
+    for (size_t k = 0; k < r->count; k++)
+      if (gm_le64_get(d + 2 + 16 * k) == id)
+        have = gm_le64_get(d + 10 + 16 * k);
+    return have;
+  }
+  while (r->at < r->count && gm_le64_get(d + 2 + 16 * r->at) < id)
+    r->at++;
+  return r->at < r->count && gm_le64_get(d + 2 + 16 * r->at) == id
+             ? gm_le64_get(d + 10 + 16 * r->at)
+             : 0;
+}
+
 int prov_missing(const struct prov *p, const uint8_t *d, size_t n, size_t max,
                  void (*fn)(void *arg, const struct prov_rec *r), void *arg) {
   if (n < 2)
@@ -272,13 +323,12 @@ int prov_missing(const struct prov *p, const uint8_t *d, size_t n, size_t max,
   size_t count = gm_le16_get(d);
   if (count > PROV_ORIGINS_MAX || n != 2 + 16 * count)
     return GM_EDECODE;
+  struct digest_rd dr;
+  digest_rd_init(&dr, d);
   size_t sent = 0;
   for (size_t i = 0; i < p->n_origins && sent < max; i++) {
     const struct origin *o = &p->origins[i];
-    uint64_t have = 0;
-    for (size_t k = 0; k < count; k++)
-      if (gm_le64_get(d + 2 + 16 * k) == o->id)
-        have = gm_le64_get(d + 10 + 16 * k);
+    uint64_t have = digest_have(&dr, o->id);
     bool found;
     for (size_t j = find_seq(o, have + 1, &found); j < o->n && sent < max; j++, sent++)
       fn(arg, o->recs[j]);
@@ -397,16 +447,14 @@ int prov_msg_recv(struct prov *p, const uint8_t *body, size_t n,
     size_t dn = n - 1;
     if (dn < 2 || dn != 2 + 16 * (size_t)gm_le16_get(d) || gm_le16_get(d) > PROV_ORIGINS_MAX)
       return GM_EDECODE;
-    size_t dcount = gm_le16_get(d);
     /* Where the peer is behind what this store pruned (records the ledger
      * has), it is told to skip ahead: it will never get those records. */
+    struct digest_rd dr;
+    digest_rd_init(&dr, d);
     size_t nmarks = 0, room = reply_cap < 3 ? 0 : (reply_cap - 3) / 16 / 4;
     for (size_t i = 0; i < p->n_origins && nmarks < PROV_MARKS_MAX && nmarks < room; i++) {
       const struct origin *o = &p->origins[i];
-      uint64_t have = 0;
-      for (size_t k = 0; k < dcount; k++)
-        if (gm_le64_get(d + 2 + 16 * k) == o->id)
-          have = gm_le64_get(d + 10 + 16 * k);
+      uint64_t have = digest_have(&dr, o->id);
       if (have < o->pruned) {
         gm_le64_put(reply + 2 + 16 * nmarks, o->id);
         gm_le64_put(reply + 10 + 16 * nmarks, o->pruned);

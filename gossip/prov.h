@@ -57,7 +57,8 @@ uint64_t prov_next_seq(const struct prov *p, uint64_t origin);
 uint64_t prov_contiguous(const struct prov *p, uint64_t origin);
 size_t prov_count(const struct prov *p);
 
-/* The origins this store knows (at most cap of them); returns how many. */
+/* The origins this store knows (at most cap of them), ascending by id;
+ * returns how many. */
 size_t prov_origins(const struct prov *p, uint64_t *ids, size_t cap);
 /* Moves origin's contiguous mark to at least upto (a peer pruned those: they
  * are in its ledger); records held are kept. */
@@ -70,7 +71,8 @@ const struct prov_rec *prov_get(const struct prov *p, uint64_t origin, uint64_t 
  * not seen yet is remembered as pruned up to seq. */
 void prov_prune(struct prov *p, uint64_t origin, uint64_t upto_seq);
 
-/* This store's digest; returns its length, or GM_ETOOBIG. */
+/* This store's digest (its origins ascending by id, so a peer reads it in
+ * one pass); returns its length, or GM_ETOOBIG. */
 int prov_digest(const struct prov *p, uint8_t *out, size_t cap);
 /* Calls fn for each record this store has that a peer with `digest` lacks,
  * at most max of them; returns how many, or GM_EDECODE for a bad digest. */

@@ -171,7 +171,8 @@ int ledger_open(struct ledger **out, const char *dir, const struct ledger_option
    * commit update pages in the map directly instead of allocating, copying
    * and pwrite()ing each dirty page: 1.2-1.3x on grouped redeems (bench_core). */
   l->env_flags = MDB_NOTLS | MDB_NORDAHEAD |
-                 (opt->read_only ? MDB_RDONLY : opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0);
+                 (opt->read_only ? MDB_RDONLY : opt->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : 0) |
+                 (opt->no_lock ? MDB_NOLOCK : 0);
   l->map_size = opt->map_size;
   l->group = opt->group && !opt->read_only;
   if ((rc = env_open(l)) != 0)

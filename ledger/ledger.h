@@ -52,6 +52,10 @@ struct ledger_options {
   bool read_only;    /* an existing ledger, for reading only (tools): no
                         table is created and no write is allowed */
   bool group;        /* grouped applies (see above) */
+  bool no_lock;      /* one process, and the caller orders every use of the
+                        handle: LMDB takes no lock and keeps no reader table,
+                        so a held group may go on or commit on another thread,
+                        and every read must end before the next apply */
 };
 
 /* A grouped transaction commits after this many batches even when nothing

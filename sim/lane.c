@@ -45,7 +45,10 @@ struct lane {
   atomic_uint_fast64_t by_thread, by_settle;
 };
 
-/* Applies and frees the gate's queue, then commits; q->mu is held. */
+/* Applies and frees the gate's queue; q->mu is held. The grouped
+ * transaction stays open: the next settle commits it, on whichever thread
+ * that runs (a gate's ledger is opened without LMDB's locks, so its
+ * transaction is not tied to a thread; the queue's lock orders its use). */
 static uint64_t drain(struct lane *l, unsigned g) {
   struct queue *q = &l->q[g];
   struct item *it = q->head;
@@ -59,11 +62,6 @@ static uint64_t drain(struct lane *l, unsigned g) {
     free(it);
     it = next;
     done++;
-  }
-  if (done > 0) {
-    int rc = l->flush(l->arg, g);
-    if (q->err == 0)
-      q->err = rc;
   }
   return done;
 }
@@ -148,6 +146,9 @@ int lane_settle(struct lane *l, unsigned gate) {
   struct queue *q = &l->q[gate];
   pthread_mutex_lock(&q->mu);
   uint64_t done = drain(l, gate);
+  int rc = l->flush(l->arg, gate);
+  if (q->err == 0)
+    q->err = rc;
   int err = q->err;
   pthread_mutex_unlock(&q->mu);
   atomic_fetch_add(&l->by_settle, done);

@@ -9,12 +9,13 @@
  * entries; before anything reads a gate's ledger (a verify, a prune, the
  * checker), lane_settle applies what is still queued on the calling thread.
  * Either way a gate's entries apply in log order through the same FSM, in
- * one grouped transaction per run of entries, and every read sees all the
- * entries Raft has applied: the run is the one applies in place would give,
- * event for event. Only the wall time differs, spread over two cores.
+ * one grouped transaction that the settle commits, and every read sees all
+ * the entries Raft has applied: the run is the one applies in place would
+ * give, event for event. Only the wall time differs, spread over two cores.
  *
- * A gate's queue and ledger belong to whichever thread holds its lock; the
- * lane thread only takes one it can take at once.
+ * A gate's queue and ledger, with its open transaction, belong to whichever
+ * thread holds its lock; the lane thread only takes one it can take at once.
+ * So the gates' ledgers are opened without LMDB's locks (no_lock).
  */
 #ifndef GM_SIM_LANE_H
 #define GM_SIM_LANE_H
@@ -30,7 +31,7 @@ struct lane;
 /* Applies the entry p[0..n) at `index` to gate `gate`: 0 or an error that
  * stops the gate's applies. */
 typedef int (*lane_apply_fn)(void *arg, unsigned gate, uint64_t index, const void *p, size_t n);
-/* After a run of applies: commits the gate's grouped transaction. */
+/* Before a read: commits the gate's grouped transaction. */
 typedef int (*lane_flush_fn)(void *arg, unsigned gate);
 
 /* threaded: start the lane thread (otherwise every apply waits for a

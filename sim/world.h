@@ -115,6 +115,10 @@ struct gate {
   uint64_t next_token;
   uint64_t next_req;
   int64_t last_prune_ms, last_digest_ms, last_backlog_ms;
+  /* what the last prune that read the ledger saw: the applied index and
+   * how many records the store kept */
+  uint64_t prune_applied;
+  size_t prune_kept;
   /* the gate's timer: when it runs next (tick_tag tells stale events) */
   int64_t tick_at;
   uint64_t tick_tag;

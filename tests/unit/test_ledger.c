@@ -423,3 +423,60 @@ Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
   ledger_close(g);
   th_rmdir(d);
 }
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct other_thread {
+  struct ledger *g;
+  atomic_int stage; /* 1: it applied; 2: it may end */
+  int rc;
+};
+
+static void *apply_then_wait(void *arg) {
+  struct other_thread *o = arg;
+  for (uint64_t s = 1; s <= 3 && o->rc == 0; s++)
+    o->rc = redeem_at(o->g, s);
+  atomic_store(&o->stage, 1);
+  while (atomic_load(&o->stage) != 2)
+    usleep(1000);
+  mpk_thread_end();
+  return NULL;
+}
+
+/* Without LMDB's locks (no_lock) a group begun on one thread goes on and
+ * commits on another while the first is still alive, and the next group
+ * begins: with the locks the first thread would own the writer's mutex. */
+Test(ledger_group, without_locks_a_group_moves_between_threads, .timeout = 20) {
+  char *d = th_tmpdir();
+  struct ledger *g = NULL;
+  struct ledger_options opt = {
+      .map_size = 64u << 20, .no_sync = true, .group = true, .no_lock = true};
+  cr_assert_eq(ledger_open(&g, d, &opt), 0);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  cr_assert_eq(ledger_flush(g), 0);
+  struct other_thread o = {.g = g};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, apply_then_wait, &o), 0);
+  while (atomic_load(&o.stage) != 1)
+    usleep(1000);
+  cr_assert_eq(o.rc, 0);
+  cr_assert_eq(redeem_at(g, 4), 0, "the open group goes on here");
+  cr_assert_eq(ledger_flush(g), 0, "and commits here");
+  cr_assert_eq(redeem_at(g, 5), 0, "a new group begins");
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  struct ledger_ticket t1;
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t1), 0);
+  cr_assert_eq(t1.status, LEDGER_TICKET_USED);
+  ledger_rd_end(rd);
+  atomic_store(&o.stage, 2);
+  pthread_join(t, NULL);
+  cr_assert_eq(ledger_applied_seq(g), 5);
+  ledger_close(g);
+  g = open_grouped(d, 64u << 20);
+  cr_assert_eq(ledger_applied_seq(g), 5, "every batch was committed");
+  ledger_close(g);
+  th_rmdir(d);
+}

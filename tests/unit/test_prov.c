@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gossip/prov.h"
+#include "lib/buf.h"
 #include "lib/err.h"
 
 static const uint8_t HK[16] = {1, 2, 3};
@@ -288,4 +289,49 @@ Test(prov, a_peer_behind_what_was_pruned_skips_ahead) {
   prov_destroy(a);
   prov_destroy(b);
   prov_destroy(c);
+}
+
+static void count_only(void *arg, const struct prov_rec *r) {
+  uint64_t *per = arg;
+  per[r->origin]++;
+}
+
+/* Origins are kept ascending by id whatever order they arrive in, and a
+ * digest is read in one pass alongside them; a digest in another order (not
+ * one this store would write) is answered the same. */
+Test(prov, digests_read_in_order_or_out_of_order_alike) {
+  struct prov *a = prov_create(1000, HK);
+  const uint64_t ids[] = {7, 3, 9, 1, 5};
+  char k[16];
+  for (size_t i = 0; i < 5; i++)
+    for (uint64_t s = 1; s <= 10; s++) {
+      snprintf(k, sizeof k, "o%u-%u", (unsigned)ids[i], (unsigned)s);
+      struct prov_rec r = rec(ids[i], s, k);
+      cr_assert_eq(prov_add(a, &r), 1);
+    }
+  uint64_t got[8];
+  cr_assert_eq(prov_origins(a, got, 8), 5);
+  for (size_t i = 0; i < 5; i++)
+    cr_assert_eq(got[i], 2 * i + 1);
+  /* The peer holds 1..4 of origin 1, 1..10 of 5, 1..2 of 9, nothing of 3
+   * or 7, and 1..6 of an origin 4 this store never heard of. */
+  const uint64_t peer[][2] = {{1, 4}, {4, 6}, {5, 10}, {9, 2}};
+  const uint64_t want[10] = {[1] = 6, [3] = 10, [5] = 0, [7] = 10, [9] = 8};
+  uint8_t up[2 + 16 * 4], down[2 + 16 * 4];
+  gm_le16_put(up, 4);
+  gm_le16_put(down, 4);
+  for (size_t i = 0; i < 4; i++) {
+    gm_le64_put(up + 2 + 16 * i, peer[i][0]);
+    gm_le64_put(up + 10 + 16 * i, peer[i][1]);
+    gm_le64_put(down + 2 + 16 * (3 - i), peer[i][0]);
+    gm_le64_put(down + 10 + 16 * (3 - i), peer[i][1]);
+  }
+  const uint8_t *digests[] = {up, down};
+  for (int d = 0; d < 2; d++) {
+    uint64_t per[10] = {0};
+    cr_assert_eq(prov_missing(a, digests[d], sizeof up, 100, count_only, per), 34);
+    for (int o = 0; o < 10; o++)
+      cr_assert_eq(per[o], want[o], "digest %d, origin %d: %u", d, o, (unsigned)per[o]);
+  }
+  prov_destroy(a);
 }
