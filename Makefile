@@ -58,6 +58,14 @@ $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
 
+$(B)/libgmsim.a: $(SIM_OBJ)
+	ar rcs $@ $^
+
+# The simulator's parts are tested on their own too.
+$(B)/tests/test_simio: tests/unit/test_simio.c $(B)/libgmsim.a $(B)/libgmcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_PKG) -lcriterion
+
 # Helpers the integration tests run.
 $(B)/tests/tools/%: tests/tools/%.c $(B)/libgmcore.a
 	@mkdir -p $(dir $@)

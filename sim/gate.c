@@ -817,7 +817,7 @@ int gate_create(struct world *w, unsigned idx, struct gate **out) {
   int rc = ledger_open(&g->ledger, g->dir, &o);
   if (rc != 0)
     return rc;
-  struct simio_net net = {.arg = w, .delay = raft_delay, .peer = peer_of};
+  struct simio_net net = {.disk = w->disk, .arg = w, .delay = raft_delay, .peer = peer_of};
   simio_init(&g->io, &w->s, &net, idx, g->id);
   *out = g;
   return 0;

@@ -2,9 +2,10 @@
  * lane.c — deferred ledger applies on a second core (see lane.h).
  *
  * The lane thread polls: it looks at every queue's length without a lock and
- * takes a queue's lock only to apply it, and only with trylock, so the
- * simulation's thread never waits for a signal and seldom for a lock. When
- * nothing is ready it sleeps a little.
+ * takes a gate's ledger only to apply its queue, and only with trylock, so
+ * the simulation's thread never waits for a signal, and waits for a lock
+ * only when it reads a ledger the lane is applying to. When nothing is ready
+ * the lane sleeps a little.
  */
 #include "sim/lane.h"
 
@@ -19,18 +20,27 @@
 
 #define LANE_IDLE_NS 20000
 
+/* Queued entries, packed: an item header, then its bytes, 8-aligned. */
 struct item {
-  struct item *next;
   uint64_t index;
-  size_t n;
-  uint8_t p[];
+  uint64_t n;
 };
 
+struct qbuf {
+  uint8_t *p;
+  size_t len, cap;
+};
+
+/* A gate's queue is two buffers: pushes append to the active one, and a
+ * drain swaps them and applies the other with no lock held but the ledger's,
+ * so a push waits only for a swap, never for an apply. */
 struct queue {
-  pthread_mutex_t mu;
-  struct item *head, *tail;
-  atomic_size_t n; /* read by the lane thread without the lock */
-  int err;
+  pthread_mutex_t mu;     /* the active buffer */
+  pthread_mutex_t ledger; /* the gate's ledger; its holder may swap */
+  struct qbuf b[2];
+  unsigned active;
+  atomic_size_t n; /* entries in the active buffer; read without a lock */
+  int err;         /* under `ledger` */
 };
 
 struct lane {
@@ -45,24 +55,28 @@ struct lane {
   atomic_uint_fast64_t by_thread, by_settle;
 };
 
-/* Applies and frees the gate's queue; q->mu is held. The grouped
+static size_t item_size(size_t n) { return sizeof(struct item) + ((n + 7) & ~(size_t)7); }
+
+/* Applies what the gate has queued; q->ledger is held. The grouped
  * transaction stays open: the next settle commits it, on whichever thread
  * that runs (a gate's ledger is opened without LMDB's locks, so its
- * transaction is not tied to a thread; the queue's lock orders its use). */
+ * transaction is not tied to a thread; q->ledger orders its use). */
 static uint64_t drain(struct lane *l, unsigned g) {
   struct queue *q = &l->q[g];
-  struct item *it = q->head;
-  q->head = q->tail = NULL;
+  pthread_mutex_lock(&q->mu);
+  struct qbuf *b = &q->b[q->active];
+  q->active ^= 1; /* the other buffer was emptied by the last drain */
   atomic_store(&q->n, 0);
+  pthread_mutex_unlock(&q->mu);
   uint64_t done = 0;
-  while (it != NULL) {
-    struct item *next = it->next;
+  for (size_t at = 0; at < b->len; done++) {
+    struct item it;
+    memcpy(&it, b->p + at, sizeof it);
     if (q->err == 0)
-      q->err = l->apply(l->arg, g, it->index, it->p, it->n);
-    free(it);
-    it = next;
-    done++;
+      q->err = l->apply(l->arg, g, it.index, b->p + at + sizeof it, (size_t)it.n);
+    at += item_size((size_t)it.n);
   }
+  b->len = 0;
   return done;
 }
 
@@ -72,9 +86,9 @@ static void *run(void *arg) {
     uint64_t done = 0;
     for (unsigned g = 0; g < l->gates; g++) {
       struct queue *q = &l->q[g];
-      if (atomic_load(&q->n) >= LANE_BATCH && pthread_mutex_trylock(&q->mu) == 0) {
+      if (atomic_load(&q->n) >= LANE_BATCH && pthread_mutex_trylock(&q->ledger) == 0) {
         done += drain(l, g);
-        pthread_mutex_unlock(&q->mu);
+        pthread_mutex_unlock(&q->ledger);
       }
     }
     if (done == 0) {
@@ -98,8 +112,10 @@ int lane_create(struct lane **out, unsigned gates, bool threaded, lane_apply_fn 
   l->apply = apply;
   l->flush = flush;
   l->arg = arg;
-  for (unsigned g = 0; g < gates; g++)
+  for (unsigned g = 0; g < gates; g++) {
     pthread_mutex_init(&l->q[g].mu, NULL);
+    pthread_mutex_init(&l->q[g].ledger, NULL);
+  }
   atomic_init(&l->stop, false);
   l->threaded = threaded && pthread_create(&l->thread, NULL, run, l) == 0;
   *out = l;
@@ -114,43 +130,45 @@ void lane_destroy(struct lane *l) {
     pthread_join(l->thread, NULL);
   }
   for (unsigned g = 0; g < l->gates; g++) {
-    for (struct item *it = l->q[g].head, *next; it != NULL; it = next) {
-      next = it->next;
-      free(it);
-    }
+    free(l->q[g].b[0].p);
+    free(l->q[g].b[1].p);
     pthread_mutex_destroy(&l->q[g].mu);
+    pthread_mutex_destroy(&l->q[g].ledger);
   }
   free(l->q);
   free(l);
 }
 
 void lane_push(struct lane *l, unsigned gate, uint64_t index, const void *p, size_t n) {
-  struct item *it = malloc(sizeof *it + n);
-  GM_ASSERT(it != NULL);
-  it->next = NULL;
-  it->index = index;
-  it->n = n;
-  memcpy(it->p, p, n);
   struct queue *q = &l->q[gate];
+  struct item it = {index, n};
+  size_t need = item_size(n);
   pthread_mutex_lock(&q->mu);
-  if (q->tail != NULL)
-    q->tail->next = it;
-  else
-    q->head = it;
-  q->tail = it;
+  struct qbuf *b = &q->b[q->active];
+  if (b->len + need > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + need)
+      cap *= 2;
+    b->p = realloc(b->p, cap);
+    GM_ASSERT(b->p != NULL);
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, &it, sizeof it);
+  memcpy(b->p + b->len + sizeof it, p, n);
+  b->len += need;
   atomic_fetch_add(&q->n, 1);
   pthread_mutex_unlock(&q->mu);
 }
 
 int lane_settle(struct lane *l, unsigned gate) {
   struct queue *q = &l->q[gate];
-  pthread_mutex_lock(&q->mu);
+  pthread_mutex_lock(&q->ledger);
   uint64_t done = drain(l, gate);
   int rc = l->flush(l->arg, gate);
   if (q->err == 0)
     q->err = rc;
   int err = q->err;
-  pthread_mutex_unlock(&q->mu);
+  pthread_mutex_unlock(&q->ledger);
   atomic_fetch_add(&l->by_settle, done);
   return err;
 }

@@ -13,9 +13,10 @@
  * the entries Raft has applied: the run is the one applies in place would
  * give, event for event. Only the wall time differs, spread over two cores.
  *
- * A gate's queue and ledger, with its open transaction, belong to whichever
- * thread holds its lock; the lane thread only takes one it can take at once.
- * So the gates' ledgers are opened without LMDB's locks (no_lock).
+ * A gate's ledger, with its open transaction, belongs to whichever thread
+ * holds the gate's ledger lock; the lane thread only takes one it can take
+ * at once. So the gates' ledgers are opened without LMDB's locks (no_lock).
+ * A push takes only the queue's own lock, which no apply holds.
  */
 #ifndef GM_SIM_LANE_H
 #define GM_SIM_LANE_H

@@ -31,6 +31,121 @@ struct transmit {
 
 static uint64_t next_pending_id = 1;
 
+/* ---------------------------------------------------------------- disk */
+
+struct blob {
+  struct blob *next;
+  uint64_t hash;
+  size_t refs, len;
+  uint8_t bytes[];
+};
+
+struct simio_disk {
+  struct blob **slot; /* chains by hash */
+  size_t cap, n;      /* cap a power of two */
+};
+
+struct simio_disk *simio_disk_create(void) {
+  struct simio_disk *d = calloc(1, sizeof *d);
+  GM_ASSERT(d != NULL);
+  d->cap = 1024;
+  d->slot = calloc(d->cap, sizeof *d->slot);
+  GM_ASSERT(d->slot != NULL);
+  return d;
+}
+
+void simio_disk_free(struct simio_disk *d) {
+  if (d == NULL)
+    return;
+  for (size_t i = 0; i < d->cap; i++)
+    for (struct blob *b = d->slot[i], *next; b != NULL; b = next) {
+      next = b->next;
+      free(b);
+    }
+  free(d->slot);
+  free(d);
+}
+
+size_t simio_disk_count(const struct simio_disk *d) { return d->n; }
+
+/* FNV-1a over 8-byte words, then the tail. */
+static uint64_t bytes_hash(const uint8_t *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001b3ULL;
+  }
+  for (; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h ^ (h >> 29);
+}
+
+static void disk_grow(struct simio_disk *d) {
+  size_t cap = d->cap * 2;
+  struct blob **slot = calloc(cap, sizeof *slot);
+  GM_ASSERT(slot != NULL);
+  for (size_t i = 0; i < d->cap; i++)
+    for (struct blob *b = d->slot[i], *next; b != NULL; b = next) {
+      next = b->next;
+      b->next = slot[b->hash & (cap - 1)];
+      slot[b->hash & (cap - 1)] = b;
+    }
+  free(d->slot);
+  d->slot = slot;
+  d->cap = cap;
+}
+
+/* The held copy of p[0..n), one more reference to it. */
+static struct blob *disk_get(struct simio_disk *d, const void *p, size_t n) {
+  uint64_t h = bytes_hash(p, n);
+  for (struct blob *b = d->slot[h & (d->cap - 1)]; b != NULL; b = b->next)
+    if (b->hash == h && b->len == n && memcmp(b->bytes, p, n) == 0) {
+      b->refs++;
+      return b;
+    }
+  if (d->n >= d->cap)
+    disk_grow(d);
+  struct blob *b = malloc(sizeof *b + (n ? n : 1));
+  GM_ASSERT(b != NULL);
+  b->hash = h;
+  b->refs = 1;
+  b->len = n;
+  memcpy(b->bytes, p, n);
+  struct blob **head = &d->slot[h & (d->cap - 1)];
+  b->next = *head;
+  *head = b;
+  d->n++;
+  return b;
+}
+
+static void disk_put(struct simio_disk *d, struct blob *b) {
+  if (--b->refs > 0)
+    return;
+  for (struct blob **pp = &d->slot[b->hash & (d->cap - 1)]; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == b) {
+      *pp = b->next;
+      break;
+    }
+  d->n--;
+  free(b);
+}
+
+/* A persisted entry: its bytes are the disk's (its batch names the blob). */
+static void entry_keep(struct simio *s, struct raft_entry *dst, const struct raft_entry *src) {
+  struct blob *b = disk_get(s->net.disk, src->buf.base, src->buf.len);
+  dst->term = src->term;
+  dst->type = src->type;
+  dst->buf.base = b->bytes;
+  dst->buf.len = src->buf.len;
+  dst->batch = b;
+}
+
+static void entry_drop(struct simio *s, struct raft_entry *e) {
+  disk_put(s->net.disk, e->batch);
+}
+
 /* ------------------------------------------------------------- helpers */
 
 /* n entries copied into one batch allocation (what libraft expects of
@@ -100,7 +215,7 @@ static void snapshot_free(struct raft_snapshot *s) {
 
 static void log_free_from(struct simio *s, size_t keep) {
   for (size_t i = keep; i < s->n; i++)
-    raft_free(s->entries[i].buf.base);
+    entry_drop(s, &s->entries[i]);
   s->n = keep;
 }
 
@@ -170,7 +285,7 @@ static void complete(struct simio *s, struct simio_pending *p, int status) {
         if (drop > s->n)
           drop = s->n;
         for (size_t i = 0; i < drop; i++)
-          raft_free(s->entries[i].buf.base);
+          entry_drop(s, &s->entries[i]);
         memmove(s->entries, s->entries + drop, (s->n - drop) * sizeof *s->entries);
         s->n -= drop;
         s->start_index += drop;
@@ -269,9 +384,9 @@ static int m_bootstrap(struct raft_io *io, const struct raft_configuration *conf
     return rc;
   s->entries = raft_calloc(1, sizeof *s->entries);
   s->cap = 1;
-  s->entries[0].term = 1;
-  s->entries[0].type = RAFT_CHANGE;
-  s->entries[0].buf = buf;
+  struct raft_entry e = {.term = 1, .type = RAFT_CHANGE, .buf = buf};
+  entry_keep(s, &s->entries[0], &e);
+  raft_free(buf.base);
   s->n = 1;
   s->start_index = 1;
   s->term = 1;
@@ -369,14 +484,8 @@ static int m_append(struct raft_io *io, struct raft_io_append *req,
     s->cap = cap;
   }
   struct raft_entry *v = s->entries;
-  for (unsigned i = 0; i < n; i++) {
-    v[s->n + i].term = entries[i].term;
-    v[s->n + i].type = entries[i].type;
-    v[s->n + i].buf.len = entries[i].buf.len;
-    v[s->n + i].buf.base = raft_malloc(entries[i].buf.len ? entries[i].buf.len : 1);
-    memcpy(v[s->n + i].buf.base, entries[i].buf.base, entries[i].buf.len);
-    v[s->n + i].batch = NULL;
-  }
+  for (unsigned i = 0; i < n; i++)
+    entry_keep(s, &v[s->n + i], &entries[i]);
   if (s->n == 0 && s->start_index == 0)
     s->start_index = 1;
   s->n += n;

@@ -9,6 +9,9 @@
  * Messages leave through the network callback, which returns the delivery
  * delay or -1 to drop them (partition, loss); delivery re-checks that the
  * receiver is up and has not restarted since.
+ *
+ * Every gate persists the same entries, so the persisted logs share one
+ * copy of each: a simio_disk holds them, counted, for all the gates.
  */
 #ifndef GM_SIM_SIMIO_H
 #define GM_SIM_SIMIO_H
@@ -20,7 +23,16 @@
 
 struct simio;
 
+/* Entries' bytes, each held once however many logs hold it. */
+struct simio_disk;
+struct simio_disk *simio_disk_create(void);
+/* Frees the store; every simio using it was freed first. */
+void simio_disk_free(struct simio_disk *d);
+/* Distinct entries held (for tests). */
+size_t simio_disk_count(const struct simio_disk *d);
+
 struct simio_net {
+  struct simio_disk *disk;
   void *arg;
   /* Delay before `to` receives a message from `from`, or -1 to drop it. */
   int64_t (*delay)(void *arg, unsigned from, unsigned to);

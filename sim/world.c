@@ -262,6 +262,7 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   snprintf(w->root, sizeof w->root, "%s/gatesim.XXXXXX", base);
   if (mkdtemp(w->root) == NULL)
     return GM_EIO;
+  w->disk = simio_disk_create();
   int rc = lane_create(&w->lane, cfg->gates, !cfg->one_core, lane_apply, lane_flush, w) != 0
                ? GM_ENOMEM
                : 0;
@@ -356,6 +357,7 @@ void world_free(struct world *w) {
   for (unsigned i = 0; i < w->cfg.gates; i++)
     gate_free(w->g[i]);
   lane_destroy(w->lane);
+  simio_disk_free(w->disk);
   for (uint32_t a = 0; w->payload && a < w->cfg.attendees; a++) {
     free(w->payload[a]);
     free(w->stale[a]);

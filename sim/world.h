@@ -134,6 +134,7 @@ struct world {
   struct sched s;
   struct gate *g[SIM_GATES_MAX];
   struct lane *lane;
+  struct simio_disk *disk; /* the gates' persisted entries */
   int comp[SIM_GATES_MAX];
   char root[128];
   uint8_t seal_key[32];
