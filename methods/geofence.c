@@ -207,14 +207,7 @@ static int geo_generate(struct method_env *env, const struct ledger_ticket *t,
   }
   char pk64[48];
   gm_b64url_encode(pk64, sizeof pk64, pk, sizeof pk);
-  memset(&out->cmd, 0, sizeof out->cmd);
-  out->cmd.op = LEDGER_OP_CRED_ISSUE;
-  out->cmd.ts_ms = env->now_ms;
-  struct ledger_cred *c = &out->cmd.u.cred;
-  strcpy(c->method, "geofence");
-  strcpy(c->id, pk64);
-  memcpy(c->ticket_id, t->id, sizeof c->ticket_id);
-  c->ticket_version = t->version;
+  struct ledger_cred *c = method__cred_issue(env, t, "geofence", pk64, out);
   memcpy(c->secret, pk, sizeof pk);
   c->secret_len = sizeof pk;
   out->response = json_pack("{s:O, s:o, s:s, s:I}", "zone", json_array_get(zc.arr, 0), "zones",
@@ -270,17 +263,9 @@ static int geo_verify(struct method_env *env, const json_t *presented, struct me
     return 0;
   }
   struct ledger_cred cred;
-  int rc = strlen(dk64) <= LEDGER_ID_MAX ? ledger_cred_get(env->rd, "geofence", dk64, &cred)
-                                          : GM_ENOTFOUND;
-  if (rc == GM_ENOTFOUND || (rc == 0 && cred.secret_len != 32)) {
-    out->reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
-    return 0;
-  }
-  if (rc != 0)
+  int rc = method__cred_claim(env, "geofence", dk64, 32, &cred, out);
+  if (rc != 0 || out->reason != LEDGER_REASON_NONE)
     return rc;
-  memcpy(out->ticket_id, cred.ticket_id, sizeof out->ticket_id);
-  memcpy(out->cred_id, cred.id, sizeof out->cred_id);
-  out->ticket_version = cred.ticket_version;
   uint8_t sig[64];
   char msg[GEO_MSG_MAX];
   size_t ml = geo_message(msg, cred.ticket_id, lat, lon, acc, ts);

@@ -99,6 +99,18 @@ int method__einval(struct method_env *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A string field of obj; GM_EINVAL naming the field if missing or not a string. */
 int method__str(struct method_env *env, const json_t *obj, const char *key, const char **out);
+/* Starts what a generate commits: the CRED_ISSUE of `method`'s credential
+ * `id` for ticket t, as of env->now_ms; the caller fills in the rest of the
+ * returned credential (secret, expiry). id fits in LEDGER_ID_MAX. */
+struct ledger_cred *method__cred_issue(struct method_env *env, const struct ledger_ticket *t,
+                                       const char *method, const char *id,
+                                       struct method_issue *out);
+/* Finds `method`'s credential `id`, which must hold a secret of secret_len
+ * bytes, and names its ticket, version and id in out. Returns 0 with *cred
+ * filled; 0 with out->reason UNKNOWN_CREDENTIAL when there is no such
+ * credential; or a storage error. */
+int method__cred_claim(struct method_env *env, const char *method, const char *id,
+                       size_t secret_len, struct ledger_cred *cred, struct method_claim *out);
 
 extern const struct method method_qr;
 extern const struct method method_pass;

@@ -380,14 +380,7 @@ static int nfc_generate(struct method_env *env, const struct ledger_ticket *t,
   gm_hex(uidn, uid, ul);
   keys_kid_str(kids, kid);
 
-  memset(&out->cmd, 0, sizeof out->cmd);
-  out->cmd.op = LEDGER_OP_CRED_ISSUE;
-  out->cmd.ts_ms = env->now_ms;
-  struct ledger_cred *c = &out->cmd.u.cred;
-  strcpy(c->method, "nfc");
-  strcpy(c->id, uidn);
-  memcpy(c->ticket_id, t->id, sizeof c->ticket_id);
-  c->ticket_version = t->version;
+  method__cred_issue(env, t, "nfc", uidn, out);
   out->response = json_pack("{s:s, s:s, s:s, s:s}", "uid", uidn, "record", rec64, "ndef_t2",
                             memhex, "kid", kids);
   if (out->response && sun) {

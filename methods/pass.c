@@ -149,14 +149,7 @@ static int pass_generate(struct method_env *env, const struct ledger_ticket *t,
   if (n < 0)
     return (int)n;
 
-  memset(&out->cmd, 0, sizeof out->cmd);
-  out->cmd.op = LEDGER_OP_CRED_ISSUE;
-  out->cmd.ts_ms = env->now_ms;
-  struct ledger_cred *c = &out->cmd.u.cred;
-  strcpy(c->method, "pass");
-  memcpy(c->id, pass_id, sizeof pass_id);
-  memcpy(c->ticket_id, t->id, sizeof c->ticket_id);
-  c->ticket_version = t->version;
+  struct ledger_cred *c = method__cred_issue(env, t, "pass", pass_id, out);
   c->expires_ms = ev.ends_ms;
   memcpy(c->secret, secret, sizeof secret);
   c->secret_len = sizeof secret;
@@ -182,16 +175,9 @@ static int pass_verify(struct method_env *env, const json_t *presented,
     return 0;
   }
   struct ledger_cred cred;
-  rc = ledger_cred_get(env->rd, "pass", pc.pass_id, &cred);
-  if (rc == GM_ENOTFOUND || (rc == 0 && cred.secret_len != PASS_SECRET_LEN)) {
-    out->reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
-    return 0;
-  }
-  if (rc != 0)
+  if ((rc = method__cred_claim(env, "pass", pc.pass_id, PASS_SECRET_LEN, &cred, out)) != 0 ||
+      out->reason != LEDGER_REASON_NONE)
     return rc;
-  memcpy(out->ticket_id, cred.ticket_id, sizeof out->ticket_id);
-  memcpy(out->cred_id, cred.id, sizeof out->cred_id);
-  out->ticket_version = cred.ticket_version;
   out->nonce = pc.step;
   uint8_t mac[PASS_MAC_LEN];
   pass_code_mac(cred.secret, pc.pass_id, pc.step, mac);

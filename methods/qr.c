@@ -67,14 +67,7 @@ static int qr_generate(struct method_env *env, const struct ledger_ticket *t,
   if (rc != 0)
     return rc;
 
-  memset(&out->cmd, 0, sizeof out->cmd);
-  out->cmd.op = LEDGER_OP_CRED_ISSUE;
-  out->cmd.ts_ms = env->now_ms;
-  struct ledger_cred *c = &out->cmd.u.cred;
-  strcpy(c->method, "qr");
-  memcpy(c->id, t->id, sizeof c->id);
-  memcpy(c->ticket_id, t->id, sizeof c->ticket_id);
-  c->ticket_version = t->version;
+  struct ledger_cred *c = method__cred_issue(env, t, "qr", t->id, out);
   c->expires_ms = ceil_s(expires_ms) * 1000;
   if (hk) {
     memcpy(c->secret, holder_pk, 32);

@@ -68,6 +68,35 @@ int method__einval(struct method_env *env, const char *fmt, ...) {
   return GM_EINVAL;
 }
 
+struct ledger_cred *method__cred_issue(struct method_env *env, const struct ledger_ticket *t,
+                                       const char *method, const char *id,
+                                       struct method_issue *out) {
+  memset(&out->cmd, 0, sizeof out->cmd);
+  out->cmd.op = LEDGER_OP_CRED_ISSUE;
+  out->cmd.ts_ms = env->now_ms;
+  struct ledger_cred *c = &out->cmd.u.cred;
+  snprintf(c->method, sizeof c->method, "%s", method);
+  snprintf(c->id, sizeof c->id, "%s", id);
+  memcpy(c->ticket_id, t->id, sizeof c->ticket_id);
+  c->ticket_version = t->version;
+  return c;
+}
+
+int method__cred_claim(struct method_env *env, const char *method, const char *id,
+                       size_t secret_len, struct ledger_cred *cred, struct method_claim *out) {
+  int rc = strlen(id) <= LEDGER_ID_MAX ? ledger_cred_get(env->rd, method, id, cred) : GM_ENOTFOUND;
+  if (rc == GM_ENOTFOUND || (rc == 0 && cred->secret_len != secret_len)) {
+    out->reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
+    return 0;
+  }
+  if (rc != 0)
+    return rc;
+  memcpy(out->ticket_id, cred->ticket_id, sizeof out->ticket_id);
+  memcpy(out->cred_id, cred->id, sizeof out->cred_id);
+  out->ticket_version = cred->ticket_version;
+  return 0;
+}
+
 int method__str(struct method_env *env, const json_t *obj, const char *key, const char **out) {
   const json_t *v = json_object_get(obj, key);
   if (v == NULL)
