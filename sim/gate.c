@@ -813,7 +813,8 @@ int gate_create(struct world *w, unsigned idx, struct gate **out) {
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", g->dir);
   if (system(cmd) != 0)
     return GM_EIO;
-  struct ledger_options o = {.map_size = (size_t)2 << 30, .no_sync = true, .group = true, .no_lock = true};
+  struct ledger_options o = {
+      .map_size = (size_t)2 << 30, .no_sync = true, .group = true, .no_lock = true};
   int rc = ledger_open(&g->ledger, g->dir, &o);
   if (rc != 0)
     return rc;
