@@ -1884,6 +1884,9 @@ int cluster_start(struct node *n) {
     GM_ERROR("raft_init failed", "err=\"%s\"", raft_errmsg(&cl->raft));
     return GM_EIO;
   }
+  /* libraft formats every diagnostic for a tracer that is not NULL, even
+   * its default one that prints nothing. */
+  cl->raft.tracer = NULL;
   raft_set_election_timeout(&cl->raft, n->cfg.election_timeout_ms);
   raft_set_heartbeat_timeout(&cl->raft, n->cfg.heartbeat_ms);
   raft_set_snapshot_threshold(&cl->raft, n->cfg.snapshot_threshold);

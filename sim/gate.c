@@ -795,6 +795,9 @@ static int raft_up(struct gate *g) {
   int rc = raft_init(g->raft, &g->io.io, &g->lazy, g->id, g->io.address);
   if (rc != 0)
     return GM_EIO;
+  /* libraft formats every diagnostic for a tracer that is not NULL, even
+   * its default one that prints nothing. */
+  g->raft->tracer = NULL;
   raft_set_election_timeout(g->raft, w->cfg.election_ms);
   raft_set_heartbeat_timeout(g->raft, w->cfg.heartbeat_ms);
   raft_set_snapshot_threshold(g->raft, 1u << 30);

@@ -23,8 +23,12 @@
 
 struct simio;
 
-/* Entries' bytes, each held once however many logs hold it. */
+/* Entries' bytes, each held once however many logs hold it: the persisted
+ * logs, and every gate's libraft, which gets each received or loaded entry
+ * as its own batch. For that libraft allocates through simio's heap, which
+ * the first simio_disk_create installs (before any libraft allocation). */
 struct simio_disk;
+void simio_heap_install(void);
 struct simio_disk *simio_disk_create(void);
 /* Frees the store; every simio using it was freed first. */
 void simio_disk_free(struct simio_disk *d);
@@ -41,6 +45,7 @@ struct simio_net {
 };
 
 struct simio_pending;
+struct transmit;
 
 struct simio {
   struct raft_io io;
@@ -63,7 +68,11 @@ struct simio {
   unsigned tick_ms;
   raft_io_tick_cb tick_cb;
   raft_io_recv_cb recv_cb;
-  struct simio_pending *pending; /* requests whose callbacks have not run */
+  /* requests whose callbacks have not run: a table of slots, the free ones
+   * chained from free_pend */
+  struct simio_pending *pend;
+  uint32_t n_pend, cap_pend, free_pend, live_pend;
+  struct transmit *free_tx; /* messages delivered, to reuse */
   uint64_t sent, delivered, dropped;
   int64_t leader_contact_ms; /* the last AppendEntries received */
 };
