@@ -246,15 +246,28 @@ int ledger_compact(struct ledger *l) {
   return moved == 0 ? 0 : GM_EIO;
 }
 
-int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
+/* The transaction a new read uses. Without LMDB's locks (no_lock) a read
+ * borrows the open group: it sees every applied batch and nothing commits
+ * (the caller keeps applies out until the read ends). Otherwise the group
+ * commits and the read gets its own snapshot. */
+static int rd_txn(struct ledger_rd *rd) {
+  struct ledger *l = rd->l;
+  if (l->held != NULL && (l->env_flags & MDB_NOLOCK)) {
+    rd->txn = l->held;
+    rd->borrowed = true;
+    return 0;
+  }
+  rd->borrowed = false;
   int rc = ledger__settle(l);
-  if (rc != 0)
-    return rc;
+  return rc != 0 ? rc : ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &rd->txn));
+}
+
+int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
   struct ledger_rd *rd = malloc(sizeof *rd);
   if (rd == NULL)
     return GM_ENOMEM;
   rd->l = l;
-  rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &rd->txn));
+  int rc = rd_txn(rd);
   if (rc != 0) {
     free(rd);
     return rc;
@@ -263,9 +276,16 @@ int ledger_rd_begin(struct ledger *l, struct ledger_rd **out) {
   return 0;
 }
 
-void ledger_rd_park(struct ledger_rd *rd) { mdb_txn_reset(rd->txn); }
+void ledger_rd_park(struct ledger_rd *rd) {
+  if (rd->borrowed)
+    rd->txn = NULL;
+  else
+    mdb_txn_reset(rd->txn);
+}
 
 int ledger_rd_renew(struct ledger_rd *rd) {
+  if (rd->borrowed)
+    return rd_txn(rd); /* the group may have committed meanwhile */
   int rc = ledger__settle(rd->l);
   return rc != 0 ? rc : ledger__mdb_err(mdb_txn_renew(rd->txn));
 }
@@ -273,7 +293,8 @@ int ledger_rd_renew(struct ledger_rd *rd) {
 void ledger_rd_end(struct ledger_rd *rd) {
   if (rd == NULL)
     return;
-  mdb_txn_abort(rd->txn);
+  if (!rd->borrowed)
+    mdb_txn_abort(rd->txn);
   free(rd);
 }
 

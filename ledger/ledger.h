@@ -11,7 +11,9 @@
  * Grouped applies (ledger_options.group): the write transaction stays open
  * after a batch and the next batches join it; it commits when anything reads
  * (ledger_rd_begin, a snapshot, the hash), on ledger_flush, on close, or
- * after LEDGER_GROUP_MAX batches. For a caller that applies a log one entry
+ * after LEDGER_GROUP_MAX batches. With no_lock as well, ledger_rd_begin
+ * commits nothing: the read borrows the open transaction (it sees every
+ * applied batch, as a commit would have shown it). For a caller that applies a log one entry
  * at a time on one thread, where the log and not the ledger is the
  * durability point: a run of entries costs one commit and each page is
  * copied once. A storage failure then loses every batch since the last
@@ -55,7 +57,8 @@ struct ledger_options {
   bool no_lock;      /* one process, and the caller orders every use of the
                         handle: LMDB takes no lock and keeps no reader table,
                         so a held group may go on or commit on another thread,
-                        and every read must end before the next apply */
+                        a read borrows the held group (see above), and every
+                        read must end before the next apply */
 };
 
 /* A grouped transaction commits after this many batches even when nothing

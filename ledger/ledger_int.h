@@ -65,6 +65,7 @@ struct ledger {
 struct ledger_rd {
   struct ledger *l;
   MDB_txn *txn;
+  bool borrowed; /* txn is the open group's (no_lock): not this reader's to end */
 };
 
 int ledger__mdb_err(int mrc);

@@ -69,6 +69,7 @@ struct msg {
 };
 
 static void on_tick(void *arg, uint64_t tag);
+static int gate_catch_up(struct gate *g);
 
 /* Runs the gate's timer at `at`, unless it is due sooner already. */
 static void arm_tick(struct gate *g, int64_t at) {
@@ -572,7 +573,7 @@ static void prune(struct gate *g) {
   if (kept <= g->n_own || (applied == g->prune_applied && kept <= g->prune_kept))
     return;
   struct ledger_rd *rd;
-  if (gate_settle(g) != 0 || ledger_rd_begin(g->ledger, &rd) != 0)
+  if (gate_catch_up(g) != 0 || ledger_rd_begin(g->ledger, &rd) != 0)
     return;
   admit_prune_settled(g->prov, g->id, rd);
   ledger_rd_end(rd);
@@ -596,7 +597,7 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   size_t vi = verdict_new(w, attendee, g->idx, fraud, tid);
   struct method_env env;
   memset(&env, 0, sizeof env);
-  if (gate_settle(g) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
+  if (gate_catch_up(g) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
     decide(g, vi, false, LEDGER_REASON_MALFORMED, w->s.now);
     return;
   }
@@ -738,6 +739,10 @@ static int64_t raft_delay(void *arg, unsigned from, unsigned to) {
 
 int gate_settle(struct gate *g) { return lane_settle(g->w->lane, g->idx); }
 
+/* Before a read: what Raft applied is in the gate's open transaction, which
+ * the read borrows (the gates' ledgers are opened no_lock), uncommitted. */
+static int gate_catch_up(struct gate *g) { return lane_catch_up(g->w->lane, g->idx); }
+
 /* libraft's apply: an entry this gate proposed applies now (its results
  * answer requests); any other waits on the gate's lane (lane.h). */
 static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
@@ -749,12 +754,12 @@ static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
     lane_push(g->w->lane, g->idx, index, buf->base, buf->len);
     return 0;
   }
-  /* The queue first (log order); the commit after, so that no transaction
-   * of this ledger stays open on this thread for the lane's. */
-  if (gate_settle(g) != 0)
+  /* The queue first (log order), then this one joins the gate's open
+   * transaction; the lane goes on with it later (no_lock: it is not tied to
+   * this thread). */
+  if (gate_catch_up(g) != 0)
     return RAFT_IOERR;
-  int rc = gm_fsm_apply_at(&g->fsm, index, buf->base, buf->len);
-  return ledger_flush(g->ledger) != 0 ? RAFT_IOERR : rc;
+  return gm_fsm_apply_at(&g->fsm, index, buf->base, buf->len);
 }
 
 static int lazy_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {

@@ -160,18 +160,24 @@ void lane_push(struct lane *l, unsigned gate, uint64_t index, const void *p, siz
   pthread_mutex_unlock(&q->mu);
 }
 
-int lane_settle(struct lane *l, unsigned gate) {
+static int settle(struct lane *l, unsigned gate, bool commit) {
   struct queue *q = &l->q[gate];
   pthread_mutex_lock(&q->ledger);
   uint64_t done = drain(l, gate);
-  int rc = l->flush(l->arg, gate);
-  if (q->err == 0)
-    q->err = rc;
+  if (commit) {
+    int rc = l->flush(l->arg, gate);
+    if (q->err == 0)
+      q->err = rc;
+  }
   int err = q->err;
   pthread_mutex_unlock(&q->ledger);
   atomic_fetch_add(&l->by_settle, done);
   return err;
 }
+
+int lane_settle(struct lane *l, unsigned gate) { return settle(l, gate, true); }
+
+int lane_catch_up(struct lane *l, unsigned gate) { return settle(l, gate, false); }
 
 void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled) {
   *threaded = atomic_load(&l->by_thread);

@@ -7,11 +7,12 @@
  * propose itself when Raft hands it over: it queues a copy on the gate's
  * lane. A lane thread applies a gate's queue once it holds LANE_BATCH
  * entries; before anything reads a gate's ledger (a verify, a prune, the
- * checker), lane_settle applies what is still queued on the calling thread.
- * Either way a gate's entries apply in log order through the same FSM, in
- * one grouped transaction that the settle commits, and every read sees all
- * the entries Raft has applied: the run is the one applies in place would
- * give, event for event. Only the wall time differs, spread over two cores.
+ * checker), lane_catch_up (or lane_settle, which also commits) applies what
+ * is still queued on the calling thread. Either way a gate's entries apply
+ * in log order through the same FSM, in one grouped transaction that a read
+ * borrows and a settle commits, and every read sees all the entries Raft has
+ * applied: the run is the one applies in place would give, event for event.
+ * Only the wall time differs, spread over two cores.
  *
  * A gate's ledger, with its open transaction, belongs to whichever thread
  * holds the gate's ledger lock; the lane thread only takes one it can take
@@ -46,6 +47,9 @@ void lane_push(struct lane *l, unsigned gate, uint64_t index, const void *p, siz
 /* Applies what the gate has queued, on this thread, and commits it. Returns
  * 0, or the first error any apply of this gate met (it stays reported). */
 int lane_settle(struct lane *l, unsigned gate);
+/* The same without the commit: before a read that borrows the gate's open
+ * transaction (ledger_options.no_lock). */
+int lane_catch_up(struct lane *l, unsigned gate);
 /* Entries applied by the lane thread and by settles (for the bench line). */
 void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled);
 

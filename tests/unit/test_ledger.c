@@ -424,6 +424,41 @@ Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
   th_rmdir(d);
 }
 
+/* Without LMDB's locks a read borrows the open group: it sees every
+ * applied batch and commits nothing, so the group goes on after it. */
+Test(ledger_group, without_locks_a_read_borrows_the_group) {
+  char *d = th_tmpdir();
+  struct ledger *g = NULL;
+  struct ledger_options opt = {
+      .map_size = 64u << 20, .no_sync = true, .group = true, .no_lock = true};
+  cr_assert_eq(ledger_open(&g, d, &opt), 0);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  for (uint64_t s = 1; s <= 3; s++)
+    cr_assert_eq(redeem_at(g, s), 0);
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  struct ledger_ticket t;
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0, "the read sees the group's batches");
+  cr_assert_eq(t.status, LEDGER_TICKET_USED);
+  ledger_rd_end(rd);
+  cr_assert_eq(committed_seq(d), 0, "the read committed nothing");
+  cr_assert_eq(redeem_at(g, 4), 0, "the group goes on");
+  /* A parked borrowed read comes back on whatever is open then. */
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  ledger_rd_park(rd);
+  cr_assert_eq(ledger_flush(g), 0);
+  cr_assert_eq(committed_seq(d), 4);
+  cr_assert_eq(ledger_rd_renew(rd), 0);
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0);
+  cr_assert_eq(t.status, LEDGER_TICKET_USED);
+  ledger_rd_end(rd);
+  cr_assert_eq(redeem_at(g, 5), 0);
+  ledger_close(g);
+  cr_assert_eq(committed_seq(d), 5, "close commits");
+  th_rmdir(d);
+}
+
 #include <pthread.h>
 #include <stdatomic.h>
 
