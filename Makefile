@@ -51,8 +51,12 @@ $(B)/gated: $(B)/node/main.o $(B)/libgmnode.a $(B)/libgmcore.a
 $(B)/gatectl: $(B)/node/gatectl.o $(B)/node/nfc_tool.o $(B)/libgmnode.a $(B)/libgmcore.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG) $(shell pkg-config --libs libnfc 2>/dev/null)
 
+# The simulator allocates and frees tens of millions of small messages and
+# log entries: jemalloc does that with less CPU than glibc's heap (make bench
+# shows it). A sanitizer build keeps the sanitizer's allocator.
+SIM_MALLOC := $(if $(SAN),,-ljemalloc)
 $(B)/gatesim: $(B)/sim/gatesim.o $(SIM_OBJ) $(B)/libgmcore.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PKG) $(SIM_MALLOC)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libgmnode.a $(B)/libgmcore.a
 	@mkdir -p $(dir $@)

@@ -9,7 +9,7 @@ PKGS=(
   libuv1-dev liblmdb-dev libmsgpack-dev libsodium-dev
   libh2o-dev libssl-dev libjansson-dev
   libqrencode-dev libpng-dev libzbar-dev zbar-tools libnfc-dev
-  libcriterion-dev
+  libcriterion-dev libjemalloc-dev
   wrk bc curl jq openssl util-linux iproute2 nftables libcurl4-openssl-dev etcd-server
 )
 BACKPORTS_PKGS=(libraft-dev)

@@ -12,7 +12,6 @@
  * invariant is violated (for a sweep: on any seed).
  */
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +105,6 @@ int main(int argc, char **argv) {
   const char *scenario = NULL, *report = NULL, *fault = NULL;
   uint64_t seed = 1, a = 0, b = 0;
   bool range = false, bench = false, one_core = false;
-  /* A run allocates and frees millions of small messages: keep the heap's
-   * top rather than hand it back to the kernel and fault it in again. */
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--scenario") && i + 1 < argc)
       scenario = argv[++i];
