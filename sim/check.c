@@ -12,13 +12,11 @@
  *   I6 replaying every committed admission command changes nothing.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/assert.h"
 #include "lib/err.h"
-#include "lib/mpk.h"
 #include "sim/sim.h"
 
 /* Gossip reaches a live member within a few round trips and one digest
@@ -128,17 +126,10 @@ struct hashing {
   int *rc;
 };
 
-static void *hash_some(void *arg) {
+static void hash_some(void *arg) {
   struct hashing *hs = arg;
   for (unsigned i = hs->from; i < hs->w->cfg.gates; i += 2)
     hs->rc[i] = ledger_hash(hs->w->g[i]->ledger, hs->h[i]);
-  return NULL;
-}
-
-static void *hash_thread(void *arg) {
-  hash_some(arg);
-  mpk_thread_end(); /* the snapshot stream may have decoded on this thread */
-  return NULL;
 }
 
 /* True when every gate's ledger hashes alike. The gates' ledgers are
@@ -150,13 +141,7 @@ static bool hash_all(struct world *w) {
   int *rc = calloc(n, sizeof *rc);
   GM_ASSERT(h != NULL && rc != NULL);
   struct hashing even = {w, 0, h, rc}, odd = {w, 1, h, rc};
-  pthread_t t;
-  bool two = !w->cfg.one_core && pthread_create(&t, NULL, hash_thread, &odd) == 0;
-  hash_some(&even);
-  if (two)
-    pthread_join(t, NULL);
-  else
-    hash_some(&odd);
+  lane_split(w->cfg.one_core, hash_some, &even, &odd);
   bool same = true;
   for (unsigned i = 0; i < n; i++)
     if (rc[i] != 0 || memcmp(h[0], h[i], 32) != 0)
@@ -233,18 +218,23 @@ unsigned sim_check(struct world *w, FILE *out) {
   ledger_incident_each(rd, check_incident, &ic);
   w->incidents = ic.count;
   ledger_rd_end(rd);
-  /* I4: provisional admissions per (gate, epoch). */
-  for (unsigned g = 0; g < w->cfg.gates; g++) {
-    uint64_t max_epoch = w->g[g]->epoch;
-    for (uint64_t e = 1; e <= max_epoch; e++) {
-      uint32_t k = 0;
-      for (size_t i = 0; i < w->n_v; i++)
-        k += w->v[i].provisional && w->v[i].admitted && w->v[i].gate == g && w->v[i].epoch == e;
-      if (k > w->cfg.budget)
-        violation(w, out, "I4 g%u admitted %u provisionally in epoch %" PRIu64 ", budget %u",
-                  g + 1, k, e, w->cfg.budget);
-    }
+  /* I4: provisional admissions per (gate, epoch), counted in one pass. */
+  size_t *first = calloc(w->cfg.gates + 1, sizeof *first);
+  for (unsigned g = 0; g < w->cfg.gates; g++)
+    first[g + 1] = first[g] + (size_t)w->g[g]->epoch;
+  uint32_t *per = calloc(first[w->cfg.gates] + 1, sizeof *per);
+  for (size_t i = 0; i < w->n_v; i++) {
+    const struct verdict *v = &w->v[i];
+    if (v->provisional && v->admitted && v->epoch >= 1 && v->epoch <= w->g[v->gate]->epoch)
+      per[first[v->gate] + v->epoch - 1]++;
   }
+  for (unsigned g = 0; g < w->cfg.gates; g++)
+    for (uint64_t e = 1; e <= w->g[g]->epoch; e++)
+      if (per[first[g] + e - 1] > w->cfg.budget)
+        violation(w, out, "I4 g%u admitted %u provisionally in epoch %" PRIu64 ", budget %u",
+                  g + 1, per[first[g] + e - 1], e, w->cfg.budget);
+  free(per);
+  free(first);
   /* I6: every committed admission command again, on gate 1's ledger. */
   uint8_t before[32], after[32];
   ledger_hash(l, before);

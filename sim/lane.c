@@ -179,6 +179,29 @@ int lane_settle(struct lane *l, unsigned gate) { return settle(l, gate, true); }
 
 int lane_catch_up(struct lane *l, unsigned gate) { return settle(l, gate, false); }
 
+struct split {
+  void (*fn)(void *);
+  void *arg;
+};
+
+static void *split_run(void *arg) {
+  struct split *sp = arg;
+  sp->fn(sp->arg);
+  mpk_thread_end(); /* the work may have decoded records on this thread */
+  return NULL;
+}
+
+void lane_split(bool one_core, void (*fn)(void *), void *here, void *there) {
+  struct split sp = {fn, there};
+  pthread_t t;
+  bool two = !one_core && pthread_create(&t, NULL, split_run, &sp) == 0;
+  fn(here);
+  if (two)
+    pthread_join(t, NULL);
+  else
+    fn(there);
+}
+
 void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled) {
   *threaded = atomic_load(&l->by_thread);
   *settled = atomic_load(&l->by_settle);

@@ -50,6 +50,11 @@ int lane_settle(struct lane *l, unsigned gate);
 /* The same without the commit: before a read that borrows the gate's open
  * transaction (ledger_options.no_lock). */
 int lane_catch_up(struct lane *l, unsigned gate);
+/* Runs fn(there) on a second thread while fn(here) runs on this one, and
+ * returns when both are done; both run here, in turn, when one_core is set
+ * (or no thread starts). For work split in two halves that share nothing:
+ * the setup's payloads and ledger copies, the checker's hashes. */
+void lane_split(bool one_core, void (*fn)(void *), void *here, void *there);
 /* Entries applied by the lane thread and by settles (for the bench line). */
 void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled);
 

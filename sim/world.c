@@ -44,12 +44,30 @@ static int apply_setup(struct world *w, const struct ledger_cmd *c) {
 
 /* Every other gate gets the first one's ledger as a gate that joins gets
  * it: a snapshot, restored. */
+/* The first gate's ledger restored into every other gate's, on two
+ * threads (unless the run keeps to one core): the ledgers are separate. */
+struct copying {
+  struct world *w;
+  const struct gm_buf *snap;
+  unsigned from;
+  int rc;
+};
+
+static void copy_some(void *arg) {
+  struct copying *cp = arg;
+  for (unsigned i = cp->from; i < cp->w->cfg.gates && cp->rc == 0; i += 2)
+    cp->rc = ledger_restore(cp->w->g[i]->ledger, cp->snap->ptr, cp->snap->len);
+}
+
 static int copy_ledgers(struct world *w) {
   struct gm_buf snap;
   gm_buf_init(&snap);
   int rc = ledger_snapshot(w->g[0]->ledger, &snap);
-  for (unsigned i = 1; i < w->cfg.gates && rc == 0; i++)
-    rc = ledger_restore(w->g[i]->ledger, snap.ptr, snap.len);
+  if (rc == 0) {
+    struct copying a = {w, &snap, 1, 0}, b = {w, &snap, 2, 0};
+    lane_split(w->cfg.one_core, copy_some, &a, &b);
+    rc = a.rc != 0 ? a.rc : b.rc;
+  }
   gm_buf_free(&snap);
   return rc;
 }
@@ -133,6 +151,30 @@ static char *issue(struct world *w, uint32_t attendee, uint32_t version) {
   if (qr_issue(text, sizeof text, w->kid, w->sk, issued, expires, version, tid, NULL) != 0)
     return NULL;
   return strdup(text);
+}
+
+/* Every attendee's payload (and the stale one of a moved ticket): issue is
+ * a function of the attendee alone, so a second thread issues every other
+ * one (unless the run keeps to one core). */
+struct issuing {
+  struct world *w;
+  const bool *moved;
+  uint32_t from;
+};
+
+static void issue_some(void *arg) {
+  struct issuing *is = arg;
+  struct world *w = is->w;
+  for (uint32_t a = is->from; a < w->cfg.attendees; a += 2) {
+    if (is->moved[a])
+      w->stale[a] = issue(w, a, 1);
+    w->payload[a] = issue(w, a, is->moved[a] ? 2 : 1);
+  }
+}
+
+static void issue_all(struct world *w, const bool *moved) {
+  struct issuing even = {w, moved, 0}, odd = {w, moved, 1};
+  lane_split(w->cfg.one_core, issue_some, &even, &odd);
 }
 
 /* --------------------------------------------------------------- events */
@@ -277,20 +319,24 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   w->payload = calloc(cfg->attendees, sizeof *w->payload);
   w->stale = calloc(cfg->attendees, sizeof *w->stale);
   struct ledger_cmd c;
-  for (uint32_t a = 0; a < cfg->attendees; a++) {
-    bool moved = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer;
-    if (moved) {
+  bool *moved = calloc(cfg->attendees + 1, sizeof *moved);
+  GM_ASSERT(moved != NULL);
+  for (uint32_t a = 0; a < cfg->attendees && rc == 0; a++) {
+    moved[a] = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer;
+    if (moved[a]) {
       char rid[32];
       snprintf(rid, sizeof rid, "setup-transfer-%" PRIu32, a);
       cmd_init(&c, LEDGER_OP_TICKET_TRANSFER, rid);
       snprintf(c.u.transfer.ticket_id, sizeof c.u.transfer.ticket_id, "t%" PRIu32, a);
       snprintf(c.u.transfer.to_holder, sizeof c.u.transfer.to_holder, "n%" PRIu32, a);
-      if ((rc = apply_setup(w, &c)) != 0)
-        return rc;
-      w->stale[a] = issue(w, a, 1);
+      rc = apply_setup(w, &c);
     }
-    w->payload[a] = issue(w, a, moved ? 2 : 1);
   }
+  if (rc == 0)
+    issue_all(w, moved);
+  free(moved);
+  if (rc != 0)
+    return rc;
   if ((rc = copy_ledgers(w)) != 0)
     return rc;
   struct raft_configuration conf;
