@@ -18,6 +18,9 @@ void sched_free(struct sched *s) {
   free(s->heap);
   s->heap = NULL;
   s->n = s->cap = 0;
+  free(s->later);
+  s->later = NULL;
+  s->n_later = s->cap_later = s->at_later = 0;
 }
 
 static int before(const struct sim_event *a, const struct sim_event *b) {
@@ -67,10 +70,52 @@ static struct sim_event pop(struct sched *s) {
   return top;
 }
 
+void sched_later(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag) {
+  if (s->n_later == s->cap_later) {
+    s->cap_later = s->cap_later ? s->cap_later * 2 : 1024;
+    s->later = realloc(s->later, s->cap_later * sizeof *s->later);
+    GM_ASSERT(s->later != NULL);
+  }
+  if (time < s->now)
+    time = s->now;
+  s->later[s->n_later++] = (struct sim_event){time, s->seq++, fn, arg, tag};
+  s->later_sorted = false;
+}
+
+static int cmp_event(const void *a, const void *b) {
+  return before(a, b) ? -1 : before(b, a) ? 1 : 0;
+}
+
+/* The next event of the array, if it comes before the heap's. */
+static const struct sim_event *next_later(struct sched *s) {
+  if (s->at_later == s->n_later)
+    return NULL;
+  if (!s->later_sorted) {
+    qsort(s->later + s->at_later, s->n_later - s->at_later, sizeof *s->later, cmp_event);
+    s->later_sorted = true;
+  }
+  const struct sim_event *e = &s->later[s->at_later];
+  return s->n == 0 || before(e, &s->heap[0]) ? e : NULL;
+}
+
+size_t sched_pending(const struct sched *s) { return s->n + (s->n_later - s->at_later); }
+
+int64_t sched_next_at(struct sched *s) {
+  const struct sim_event *e = next_later(s);
+  return e != NULL ? e->time : s->heap[0].time;
+}
+
 size_t sched_run_until(struct sched *s, int64_t until) {
   size_t ran = 0;
-  while (s->n > 0 && s->heap[0].time <= until) {
-    struct sim_event e = pop(s);
+  for (;;) {
+    const struct sim_event *l = next_later(s);
+    struct sim_event e;
+    if (l != NULL && l->time <= until)
+      e = s->later[s->at_later++];
+    else if (l == NULL && s->n > 0 && s->heap[0].time <= until)
+      e = pop(s);
+    else
+      break;
     s->now = e.time;
     e.fn(e.arg, e.tag);
     ran++;

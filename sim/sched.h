@@ -9,6 +9,7 @@
 #ifndef GM_SIM_SCHED_H
 #define GM_SIM_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ struct sched {
   uint64_t seq;
   struct sim_event *heap;
   size_t n, cap;
+  /* events scheduled in bulk before the run (sched_later): sorted once,
+   * taken from `at` on, merged with the heap by (time, sequence) */
+  struct sim_event *later;
+  size_t n_later, cap_later, at_later;
+  bool later_sorted;
   uint64_t rng;
   uint64_t executed;
 };
@@ -37,6 +43,13 @@ void sched_at(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag)
 static inline void sched_in(struct sched *s, int64_t delay, sim_fn fn, void *arg, uint64_t tag) {
   sched_at(s, s->now + (delay < 0 ? 0 : delay), fn, arg, tag);
 }
+/* The same, for the many events a run knows before it starts (attendees'
+ * arrivals): they wait in a sorted array rather than the heap, which stays
+ * small. The order is the one sched_at would give. */
+void sched_later(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag);
+/* Events not run yet, and the time of the next one (pending > 0). */
+size_t sched_pending(const struct sched *s);
+int64_t sched_next_at(struct sched *s);
 /* Runs events up to and including time `until`; returns how many ran. */
 size_t sched_run_until(struct sched *s, int64_t until);
 

@@ -205,7 +205,7 @@ static void schedule_arrival(struct world *w, int64_t at, uint32_t attendee, uns
                              uint8_t kind) {
   struct arrival *a = malloc(sizeof *a);
   *a = (struct arrival){w, attendee, gate, kind};
-  sched_at(&w->s, at, on_arrival, a, 0);
+  sched_later(&w->s, at, on_arrival, a, 0);
 }
 
 static void on_phase(void *arg, uint64_t i) {
@@ -398,8 +398,8 @@ void world_free(struct world *w) {
   for (unsigned i = 0; i < w->cfg.gates; i++)
     if (w->g[i])
       gate_crash(w->g[i]);
-  while (w->s.n > 0)
-    sched_run_until(&w->s, w->s.heap[0].time);
+  while (sched_pending(&w->s) > 0)
+    sched_run_until(&w->s, sched_next_at(&w->s));
   for (unsigned i = 0; i < w->cfg.gates; i++)
     gate_free(w->g[i]);
   lane_destroy(w->lane);

@@ -172,3 +172,37 @@ Test(simio, a_sent_entry_arrives_as_the_disks_copy_and_its_send_completes_once) 
   simio_disk_free(d);
   sched_free(&sc);
 }
+
+/* The scheduler: events put aside before a run (sched_later) and events in
+ * its heap (sched_at) run in one order, by time and then by when each was
+ * scheduled, as if all had gone to the heap. */
+static uint64_t ran[64];
+static size_t n_ran;
+static void record(void *arg, uint64_t tag) {
+  struct sched *s = arg;
+  ran[n_ran++] = tag;
+  if (tag == 7) /* an event scheduled while running, at the same time */
+    sched_at(s, s->now, record, s, 99);
+}
+
+Test(sched, later_and_heap_events_run_in_time_then_schedule_order) {
+  struct sched s;
+  sched_init(&s, 1);
+  static const int64_t at[] = {30, 10, 20, 10, 30, 0, 20, 10, 5, 30};
+  for (uint64_t i = 0; i < 10; i++) {
+    if (i % 3 == 0)
+      sched_at(&s, at[i], record, &s, i);
+    else
+      sched_later(&s, at[i], record, &s, i);
+  }
+  cr_assert_eq(sched_pending(&s), 10);
+  cr_assert_eq(sched_next_at(&s), 0);
+  cr_assert_eq(sched_run_until(&s, 15), 6, "the event added at 10 runs at 10");
+  cr_assert_eq(sched_run_until(&s, 100), 5);
+  cr_assert_eq(sched_pending(&s), 0);
+  static const uint64_t want[] = {5, 8, 1, 3, 7, 99, 2, 6, 0, 4, 9};
+  cr_assert_eq(n_ran, 11);
+  for (size_t i = 0; i < n_ran; i++)
+    cr_assert_eq(ran[i], want[i], "event %zu: %llu", i, (unsigned long long)ran[i]);
+  sched_free(&s);
+}
