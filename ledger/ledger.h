@@ -208,7 +208,8 @@ int ledger_restore(struct ledger *l, const uint8_t *p, size_t n);
 /* A command's result as bytes (what a follower gets back from the leader). */
 void ledger_result_encode(struct mpk_w *w, const struct ledger_result *r);
 int ledger_result_decode(const void *p, size_t n, struct ledger_result *r);
-/* BLAKE2b-256 of the snapshot stream. */
+/* The BLAKE2b-256 that closes the snapshot stream (of everything before it):
+ * equal ledgers, equal hashes. */
 int ledger_hash(struct ledger *l, uint8_t out[32]);
 
 #endif
