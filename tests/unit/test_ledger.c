@@ -325,6 +325,17 @@ static int redeem_at(struct ledger *g, uint64_t seq) {
   return th_apply_at(g, seq, &c, &r);
 }
 
+/* True when a read of g sees t1 used. */
+static bool t1_used(struct ledger *g) {
+  struct ledger_rd *rd;
+  struct ledger_ticket t;
+  if (ledger_rd_begin(g, &rd) != 0)
+    return false;
+  bool used = ledger_ticket_get(rd, "t1", &t) == 0 && t.status == LEDGER_TICKET_USED;
+  ledger_rd_end(rd);
+  return used;
+}
+
 static struct ledger *open_grouped(const char *d, size_t map) {
   struct ledger *g = NULL;
   struct ledger_options o = {.map_size = map, .no_sync = true, .group = true};
@@ -344,12 +355,7 @@ Test(ledger_group, batches_commit_together_on_a_read_a_flush_or_close) {
   /* A seq already applied is refused, and the open transaction goes on. */
   cr_assert_eq(redeem_at(g, 3), GM_EINVAL);
   cr_assert_eq(redeem_at(g, 4), 0);
-  struct ledger_rd *rd;
-  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
-  struct ledger_ticket t;
-  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0, "a read sees every batch");
-  cr_assert_eq(t.status, LEDGER_TICKET_USED);
-  ledger_rd_end(rd);
+  cr_assert(t1_used(g), "a read sees every batch");
   cr_assert_eq(committed_seq(d), 4, "the read committed them");
   cr_assert_eq(redeem_at(g, 5), 0);
   cr_assert_eq(committed_seq(d), 4);
@@ -436,15 +442,12 @@ Test(ledger_group, without_locks_a_read_borrows_the_group) {
   cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
   for (uint64_t s = 1; s <= 3; s++)
     cr_assert_eq(redeem_at(g, s), 0);
-  struct ledger_rd *rd;
-  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
-  struct ledger_ticket t;
-  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0, "the read sees the group's batches");
-  cr_assert_eq(t.status, LEDGER_TICKET_USED);
-  ledger_rd_end(rd);
+  cr_assert(t1_used(g), "the read sees the group's batches");
   cr_assert_eq(committed_seq(d), 0, "the read committed nothing");
   cr_assert_eq(redeem_at(g, 4), 0, "the group goes on");
   /* A parked borrowed read comes back on whatever is open then. */
+  struct ledger_rd *rd;
+  struct ledger_ticket t;
   cr_assert_eq(ledger_rd_begin(g, &rd), 0);
   ledger_rd_park(rd);
   cr_assert_eq(ledger_flush(g), 0);
@@ -500,12 +503,7 @@ Test(ledger_group, without_locks_a_group_moves_between_threads, .timeout = 20) {
   cr_assert_eq(redeem_at(g, 4), 0, "the open group goes on here");
   cr_assert_eq(ledger_flush(g), 0, "and commits here");
   cr_assert_eq(redeem_at(g, 5), 0, "a new group begins");
-  struct ledger_rd *rd;
-  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
-  struct ledger_ticket t1;
-  cr_assert_eq(ledger_ticket_get(rd, "t1", &t1), 0);
-  cr_assert_eq(t1.status, LEDGER_TICKET_USED);
-  ledger_rd_end(rd);
+  cr_assert(t1_used(g));
   atomic_store(&o.stage, 2);
   pthread_join(t, NULL);
   cr_assert_eq(ledger_applied_seq(g), 5);
