@@ -13,10 +13,10 @@
  * (ledger_rd_begin, a snapshot, the hash), on ledger_flush, on close, or
  * after LEDGER_GROUP_MAX batches. With no_lock as well, ledger_rd_begin
  * commits nothing: the read borrows the open transaction (it sees every
- * applied batch, as a commit would have shown it). For a caller that applies a log one entry
- * at a time on one thread, where the log and not the ledger is the
- * durability point: a run of entries costs one commit and each page is
- * copied once. A storage failure then loses every batch since the last
+ * applied batch, as a commit would have shown it). For a caller that
+ * applies a log one entry at a time on one thread, where the log and not
+ * the ledger is the durability point: a run of entries costs one commit and
+ * each page is copied once. A storage failure then loses every batch since the last
  * commit, so it breaks the handle (every later call fails with GM_ESTATE):
  * the caller stops, and at the next start replays its log from
  * ledger_applied_seq. The open transaction belongs to the thread that

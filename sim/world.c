@@ -43,9 +43,8 @@ static int apply_setup(struct world *w, const struct ledger_cmd *c) {
 }
 
 /* Every other gate gets the first one's ledger as a gate that joins gets
- * it: a snapshot, restored. */
-/* The first gate's ledger restored into every other gate's, on two
- * threads (unless the run keeps to one core): the ledgers are separate. */
+ * it: a snapshot, restored; on two threads (unless the run keeps to one
+ * core), since the ledgers are separate. */
 struct copying {
   struct world *w;
   const struct gm_buf *snap;
