@@ -430,16 +430,23 @@ Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
   th_rmdir(d);
 }
 
-/* Without LMDB's locks a read borrows the open group: it sees every
- * applied batch and commits nothing, so the group goes on after it. */
-Test(ledger_group, without_locks_a_read_borrows_the_group) {
-  char *d = th_tmpdir();
+/* A grouped ledger opened without LMDB's locks (no_lock), holding event e1
+ * and ticket t1. */
+static struct ledger *open_unlocked(const char *d) {
   struct ledger *g = NULL;
   struct ledger_options opt = {
       .map_size = 64u << 20, .no_sync = true, .group = true, .no_lock = true};
   cr_assert_eq(ledger_open(&g, d, &opt), 0);
   cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
   cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  return g;
+}
+
+/* Without LMDB's locks a read borrows the open group: it sees every
+ * applied batch and commits nothing, so the group goes on after it. */
+Test(ledger_group, without_locks_a_read_borrows_the_group) {
+  char *d = th_tmpdir();
+  struct ledger *g = open_unlocked(d);
   for (uint64_t s = 1; s <= 3; s++)
     cr_assert_eq(redeem_at(g, s), 0);
   cr_assert(t1_used(g), "the read sees the group's batches");
@@ -487,12 +494,7 @@ static void *apply_then_wait(void *arg) {
  * begins: with the locks the first thread would own the writer's mutex. */
 Test(ledger_group, without_locks_a_group_moves_between_threads, .timeout = 20) {
   char *d = th_tmpdir();
-  struct ledger *g = NULL;
-  struct ledger_options opt = {
-      .map_size = 64u << 20, .no_sync = true, .group = true, .no_lock = true};
-  cr_assert_eq(ledger_open(&g, d, &opt), 0);
-  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
-  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  struct ledger *g = open_unlocked(d);
   cr_assert_eq(ledger_flush(g), 0);
   struct other_thread o = {.g = g};
   pthread_t t;
