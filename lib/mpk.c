@@ -3,58 +3,119 @@
  */
 #include "mpk.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "err.h"
 
-void mpk_w_init(struct mpk_w *w) {
-  msgpack_sbuffer_init(&w->sb);
-  msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
+void mpk_w_init(struct mpk_w *w) { memset(w, 0, sizeof *w); }
+
+void mpk_w_free(struct mpk_w *w) {
+  free(w->sb.data);
+  memset(w, 0, sizeof *w);
 }
 
-void mpk_w_free(struct mpk_w *w) { msgpack_sbuffer_destroy(&w->sb); }
+void mpk_w_reset(struct mpk_w *w) {
+  w->sb.size = 0;
+  w->failed = false;
+}
 
-void mpk_w_reset(struct mpk_w *w) { w->sb.size = 0; }
+/* Where the next n bytes go, or NULL (and `failed`) when the buffer cannot
+ * grow to hold them. */
+static uint8_t *room(struct mpk_w *w, size_t n) {
+  if (w->failed)
+    return NULL;
+  if (w->sb.alloc - w->sb.size < n) {
+    size_t cap = w->sb.alloc ? w->sb.alloc : 256;
+    while (cap - w->sb.size < n) {
+      if (cap > GM_BUF_MAX) {
+        w->failed = true;
+        return NULL;
+      }
+      cap *= 2;
+    }
+    char *p = realloc(w->sb.data, cap);
+    if (p == NULL) {
+      w->failed = true;
+      return NULL;
+    }
+    w->sb.data = p;
+    w->sb.alloc = cap;
+  }
+  return (uint8_t *)w->sb.data + w->sb.size;
+}
 
-void mpk_map(struct mpk_w *w, uint32_t n) { msgpack_pack_map(&w->pk, n); }
-void mpk_arr(struct mpk_w *w, uint32_t n) { msgpack_pack_array(&w->pk, n); }
+/* A type byte and a big-endian length or value of `bytes` bytes. */
+static void head(struct mpk_w *w, uint8_t type, uint64_t v, size_t bytes) {
+  uint8_t *p = room(w, 1 + bytes);
+  if (p == NULL)
+    return;
+  p[0] = type;
+  for (size_t i = 0; i < bytes; i++)
+    p[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+  w->sb.size += 1 + bytes;
+}
+
+static void body(struct mpk_w *w, const void *s, size_t n) {
+  uint8_t *p = room(w, n);
+  if (p == NULL || n == 0)
+    return;
+  memcpy(p, s, n);
+  w->sb.size += n;
+}
+
+/* A container or string header: fixed form below `fix`, then 8 (when
+ * `t8` is not 0), 16 and 32-bit lengths. */
+static void len_head(struct mpk_w *w, size_t n, uint8_t fixbase, size_t fix, uint8_t t8,
+                     uint8_t t16, uint8_t t32) {
+  if (n < fix)
+    head(w, (uint8_t)(fixbase | n), 0, 0);
+  else if (t8 != 0 && n < 256)
+    head(w, t8, n, 1);
+  else if (n < 65536)
+    head(w, t16, n, 2);
+  else
+    head(w, t32, n, 4);
+}
+
+void mpk_map(struct mpk_w *w, uint32_t n) { len_head(w, n, 0x80, 16, 0, 0xde, 0xdf); }
+void mpk_arr(struct mpk_w *w, uint32_t n) { len_head(w, n, 0x90, 16, 0, 0xdc, 0xdd); }
 void mpk_strn(struct mpk_w *w, const char *s, size_t n) {
-  msgpack_pack_str(&w->pk, n);
-  msgpack_pack_str_body(&w->pk, s, n);
+  len_head(w, n, 0xa0, 32, 0xd9, 0xda, 0xdb);
+  body(w, s, n);
 }
 void mpk_str(struct mpk_w *w, const char *s) { mpk_strn(w, s, strlen(s)); }
-void mpk_i64(struct mpk_w *w, int64_t v) { msgpack_pack_int64(&w->pk, v); }
-void mpk_u64(struct mpk_w *w, uint64_t v) { msgpack_pack_uint64(&w->pk, v); }
-void mpk_bool(struct mpk_w *w, bool v) {
-  if (v)
-    msgpack_pack_true(&w->pk);
+void mpk_u64(struct mpk_w *w, uint64_t v) {
+  if (v < 128)
+    head(w, (uint8_t)v, 0, 0);
+  else if (v < 1u << 8)
+    head(w, 0xcc, v, 1);
+  else if (v < 1u << 16)
+    head(w, 0xcd, v, 2);
+  else if (v < (uint64_t)1 << 32)
+    head(w, 0xce, v, 4);
   else
-    msgpack_pack_false(&w->pk);
+    head(w, 0xcf, v, 8);
 }
+void mpk_i64(struct mpk_w *w, int64_t v) {
+  if (v >= 0)
+    mpk_u64(w, (uint64_t)v);
+  else if (v >= -32)
+    head(w, (uint8_t)v, 0, 0); /* negative fixint */
+  else if (v >= INT8_MIN)
+    head(w, 0xd0, (uint64_t)v, 1);
+  else if (v >= INT16_MIN)
+    head(w, 0xd1, (uint64_t)v, 2);
+  else if (v >= INT32_MIN)
+    head(w, 0xd2, (uint64_t)v, 4);
+  else
+    head(w, 0xd3, (uint64_t)v, 8);
+}
+void mpk_bool(struct mpk_w *w, bool v) { head(w, v ? 0xc3 : 0xc2, 0, 0); }
 void mpk_bin(struct mpk_w *w, const void *p, size_t n) {
-  msgpack_pack_bin(&w->pk, n);
-  msgpack_pack_bin_body(&w->pk, p, n);
-}
-void mpk_kv_str(struct mpk_w *w, const char *k, const char *v) {
-  mpk_str(w, k);
-  mpk_str(w, v);
-}
-void mpk_kv_i64(struct mpk_w *w, const char *k, int64_t v) {
-  mpk_str(w, k);
-  mpk_i64(w, v);
-}
-void mpk_kv_u64(struct mpk_w *w, const char *k, uint64_t v) {
-  mpk_str(w, k);
-  mpk_u64(w, v);
-}
-void mpk_kv_bool(struct mpk_w *w, const char *k, bool v) {
-  mpk_str(w, k);
-  mpk_bool(w, v);
-}
-void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n) {
-  mpk_str(w, k);
-  mpk_bin(w, p, n);
+  len_head(w, n, 0, 0, 0xc4, 0xc5, 0xc6);
+  body(w, p, n);
 }
 
 static uint64_t be(const uint8_t *p, size_t len) {

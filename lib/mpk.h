@@ -3,7 +3,7 @@
  *
  * Records and commands are msgpack maps with short string keys: readable in a
  * hex dump, tolerant of added fields, and decoded without a schema compiler.
- * The writer wraps an sbuffer; the reader parses a whole buffer into a zone
+ * The writer appends to its own buffer; the reader parses a whole buffer into a zone
  * (struct mpk_doc) and offers typed getters that fail with GM_EDECODE on a
  * missing key, a wrong type or a value that does not fit the destination —
  * never by truncating.
@@ -18,10 +18,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+/* The writer emits the smallest encoding of every value, as msgpack-c's
+ * packer does, byte for byte. `sb` is the output so far; after a failed
+ * allocation `failed` is set, later writes are dropped, and the output is
+ * incomplete until mpk_w_reset. */
 struct mpk_w {
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
+  struct {
+    char *data;
+    size_t size, alloc;
+  } sb;
+  bool failed;
 };
 
 void mpk_w_init(struct mpk_w *w);
@@ -37,11 +45,28 @@ void mpk_i64(struct mpk_w *w, int64_t v);
 void mpk_u64(struct mpk_w *w, uint64_t v);
 void mpk_bool(struct mpk_w *w, bool v);
 void mpk_bin(struct mpk_w *w, const void *p, size_t n);
-void mpk_kv_str(struct mpk_w *w, const char *k, const char *v);
-void mpk_kv_i64(struct mpk_w *w, const char *k, int64_t v);
-void mpk_kv_u64(struct mpk_w *w, const char *k, uint64_t v);
-void mpk_kv_bool(struct mpk_w *w, const char *k, bool v);
-void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n);
+/* A key and its value. Keys are string literals: inlined, their strlen
+ * is a constant. */
+static inline void mpk_kv_str(struct mpk_w *w, const char *k, const char *v) {
+  mpk_strn(w, k, strlen(k));
+  mpk_str(w, v);
+}
+static inline void mpk_kv_i64(struct mpk_w *w, const char *k, int64_t v) {
+  mpk_strn(w, k, strlen(k));
+  mpk_i64(w, v);
+}
+static inline void mpk_kv_u64(struct mpk_w *w, const char *k, uint64_t v) {
+  mpk_strn(w, k, strlen(k));
+  mpk_u64(w, v);
+}
+static inline void mpk_kv_bool(struct mpk_w *w, const char *k, bool v) {
+  mpk_strn(w, k, strlen(k));
+  mpk_bool(w, v);
+}
+static inline void mpk_kv_bin(struct mpk_w *w, const char *k, const void *p, size_t n) {
+  mpk_strn(w, k, strlen(k));
+  mpk_bin(w, p, n);
+}
 
 struct mpk_doc {
   msgpack_zone *zone;

@@ -9,6 +9,63 @@
 #include "lib/err.h"
 #include "lib/mpk.h"
 
+/* The writer's bytes are msgpack-c's, value for value: every size class
+ * edge of integers, strings, bins, maps and arrays. */
+Test(records, writer_matches_msgpack_c_byte_for_byte) {
+  static const int64_t ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536,
+                                 4294967295LL, 4294967296LL, INT64_MAX, -1, -31, -32,
+                                 -33, -127, -128, -129, -32767, -32768, -32769,
+                                 -2147483647LL, -2147483648LL, -2147483649LL, INT64_MIN};
+  static const size_t lens[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000};
+  static char blob[70000];
+  memset(blob, 'q', sizeof blob);
+  struct mpk_w w;
+  mpk_w_init(&w);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    mpk_i64(&w, ints[i]);
+    msgpack_pack_int64(&pk, ints[i]);
+    if (ints[i] >= 0) {
+      mpk_u64(&w, (uint64_t)ints[i]);
+      msgpack_pack_uint64(&pk, (uint64_t)ints[i]);
+    }
+  }
+  mpk_u64(&w, UINT64_MAX);
+  msgpack_pack_uint64(&pk, UINT64_MAX);
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    mpk_strn(&w, blob, lens[i]);
+    msgpack_pack_str(&pk, lens[i]);
+    msgpack_pack_str_body(&pk, blob, lens[i]);
+    mpk_bin(&w, blob, lens[i]);
+    msgpack_pack_bin(&pk, lens[i]);
+    msgpack_pack_bin_body(&pk, blob, lens[i]);
+    mpk_map(&w, (uint32_t)lens[i]);
+    msgpack_pack_map(&pk, lens[i]);
+    mpk_arr(&w, (uint32_t)lens[i]);
+    msgpack_pack_array(&pk, lens[i]);
+  }
+  mpk_kv_bool(&w, "t", true);
+  msgpack_pack_str(&pk, 1);
+  msgpack_pack_str_body(&pk, "t", 1);
+  msgpack_pack_true(&pk);
+  mpk_bool(&w, false);
+  msgpack_pack_false(&pk);
+  cr_assert(!w.failed);
+  cr_assert_eq(w.sb.size, sb.size);
+  cr_assert(memcmp(w.sb.data, sb.data, sb.size) == 0);
+  /* A reset drops the bytes and keeps the allocation. */
+  char *before = w.sb.data;
+  mpk_w_reset(&w);
+  mpk_str(&w, "x");
+  cr_assert_eq(w.sb.size, 2);
+  cr_assert_eq(w.sb.data, before);
+  msgpack_sbuffer_destroy(&sb);
+  mpk_w_free(&w);
+}
+
 Test(records, ticket_cred_event_round_trip) {
   struct mpk_w w;
   mpk_w_init(&w);
