@@ -7,6 +7,7 @@
  *   gatesim --scenario FILE --bench             simulated time per wall second
  *   --fault skip-fsync | no-heard-check         plant a bug (the checker must fail)
  *   --one-core                                  no lane thread (the same run, slower)
+ *   --dir DIR                                   the ledgers' directory (default /dev/shm)
  *
  * Same scenario and seed: byte-identical output. Exit status 1 when an
  * invariant is violated (for a sweep: on any seed).
@@ -24,7 +25,8 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: gatesim --scenario FILE [--seed N | --seeds A..B] [--report FILE.html]\n"
-          "               [--bench] [--fault skip-fsync|no-heard-check] [--one-core]\n");
+          "               [--bench] [--fault skip-fsync|no-heard-check] [--one-core]\n"
+          "               [--dir DIR]\n");
   exit(2);
 }
 
@@ -39,7 +41,11 @@ static int one(const struct sim_cfg *cfg, uint64_t seed, const char *report, boo
   double t0 = wall_s();
   int rc = world_run(w, cfg, seed);
   if (rc != 0) {
-    fprintf(stderr, "gatesim: setup failed: %s\n", gm_err_code(rc));
+    if (rc == GM_ECONFIG)
+      fprintf(stderr, "gatesim: cannot make the ledgers' directory in %s\n",
+              cfg->dir ? cfg->dir : "/dev/shm or /tmp");
+    else
+      fprintf(stderr, "gatesim: setup failed: %s\n", gm_err_code(rc));
     world_free(w);
     free(w);
     return 2;
@@ -102,7 +108,7 @@ static int sweep(const struct sim_cfg *cfg, uint64_t a, uint64_t b, const char *
 }
 
 int main(int argc, char **argv) {
-  const char *scenario = NULL, *report = NULL, *fault = NULL;
+  const char *scenario = NULL, *report = NULL, *fault = NULL, *dir = NULL;
   uint64_t seed = 1, a = 0, b = 0;
   bool range = false, bench = false, one_core = false;
   for (int i = 1; i < argc; i++) {
@@ -122,6 +128,8 @@ int main(int argc, char **argv) {
       fault = argv[++i];
     else if (!strcmp(argv[i], "--one-core"))
       one_core = true;
+    else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      dir = argv[++i];
     else
       usage();
   }
@@ -135,6 +143,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   cfg.one_core = one_core;
+  cfg.dir = dir;
   if (fault != NULL) {
     if (!strcmp(fault, "skip-fsync"))
       cfg.fault_skip_fsync = true;

@@ -299,10 +299,12 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   method_config_default(&w->mcfg);
   w->mcfg.enabled_qr = true;
   seeded(&w->s.rng, w->seal_key, sizeof w->seal_key);
-  const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  const char *base = cfg->dir                         ? cfg->dir
+                     : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                     : "/tmp";
   snprintf(w->root, sizeof w->root, "%s/gatesim.XXXXXX", base);
   if (mkdtemp(w->root) == NULL)
-    return GM_EIO;
+    return GM_ECONFIG; /* the directory (--dir) cannot hold the ledgers */
   w->disk = simio_disk_create();
   int rc = lane_create(&w->lane, cfg->gates, !cfg->one_core, lane_apply, lane_flush, w) != 0
                ? GM_ENOMEM

@@ -58,6 +58,9 @@ struct sim_cfg {
   /* apply every entry on the simulation's thread (no lane thread): the same
    * run, on one core */
   bool one_core;
+  /* where the gates' ledgers go (a fresh directory inside it); NULL:
+   * /dev/shm, or /tmp without it */
+  const char *dir;
 };
 
 int sim_cfg_load(struct sim_cfg *c, const char *path, char *err, size_t errlen);

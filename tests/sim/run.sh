@@ -62,6 +62,16 @@ check "with the file and line" grep -q "bad.scn:3" "$TMP/err"
 "$SIM" --scenario /nonexistent.scn > /dev/null 2> "$TMP/err"
 check "a missing scenario file is refused" grep -q "cannot open" "$TMP/err"
 
+# --dir: the ledgers go there, and are gone after the run.
+mkdir "$TMP/led"
+"$SIM" --scenario configs/scenarios/leader-cut-off.scn --seed 7 --dir "$TMP/led" > "$TMP/e.txt"
+check "--dir: the same run" cmp "$TMP/a.leader-cut-off" "$TMP/e.txt"
+check "and it leaves nothing behind" bash -c "[ -z \"\$(ls -A $TMP/led)\" ]"
+: > "$TMP/afile"
+"$SIM" --scenario configs/scenarios/leader-cut-off.scn --seed 7 --dir "$TMP/afile" > /dev/null 2> "$TMP/err"
+check "a --dir that is not a directory is refused (exit 2)" test $? -eq 2
+check "naming it" grep -q "directory in $TMP/afile" "$TMP/err"
+
 echo "$PASS $FAIL" >> build/test-counts
 echo "sim [$B]: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
