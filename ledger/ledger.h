@@ -211,5 +211,8 @@ int ledger_result_decode(const void *p, size_t n, struct ledger_result *r);
 /* The BLAKE2b-256 that closes the snapshot stream (of everything before it):
  * equal ledgers, equal hashes. */
 int ledger_hash(struct ledger *l, uint8_t out[32]);
+/* *same: a and b hold the same state (the same tables, keys and values: so
+ * the same snapshot stream and hash). It walks both and hashes nothing. */
+int ledger_same(struct ledger *a, struct ledger *b, bool *same);
 
 #endif

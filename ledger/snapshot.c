@@ -237,3 +237,62 @@ static int discard(void *arg, const void *p, size_t n) {
 
 /* The stream's closing sum names the whole state: nothing hashes it twice. */
 int ledger_hash(struct ledger *l, uint8_t out[32]) { return stream(l, discard, NULL, out); }
+
+static bool val_eq(const MDB_val *x, const MDB_val *y) {
+  return x->mv_size == y->mv_size && memcmp(x->mv_data, y->mv_data, x->mv_size) == 0;
+}
+
+/* *eq: the two tables hold the same entries (LMDB walks both in key order). */
+static int table_same(MDB_txn *ta, MDB_dbi da, MDB_txn *tb, MDB_dbi db, bool *eq) {
+  MDB_stat sa, sb;
+  int rc = ledger__mdb_err(mdb_stat(ta, da, &sa));
+  if (rc == 0)
+    rc = ledger__mdb_err(mdb_stat(tb, db, &sb));
+  if (rc != 0 || sa.ms_entries != sb.ms_entries) {
+    *eq = false;
+    return rc;
+  }
+  MDB_cursor *ca = NULL, *cb = NULL;
+  if ((rc = ledger__mdb_err(mdb_cursor_open(ta, da, &ca))) != 0 ||
+      (rc = ledger__mdb_err(mdb_cursor_open(tb, db, &cb))) != 0)
+    goto out;
+  MDB_val ka, va, kb, vb;
+  int ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST), rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+  while (ra == 0 && rb == 0 && *eq) {
+    *eq = val_eq(&ka, &kb) && val_eq(&va, &vb);
+    ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+    rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+  }
+  if (*eq && ra != rb)
+    *eq = false; /* one table ended first */
+  if ((ra != 0 && ra != MDB_NOTFOUND) || (rb != 0 && rb != MDB_NOTFOUND))
+    rc = ledger__mdb_err(ra != 0 && ra != MDB_NOTFOUND ? ra : rb);
+out:
+  if (ca != NULL)
+    mdb_cursor_close(ca);
+  if (cb != NULL)
+    mdb_cursor_close(cb);
+  return rc;
+}
+
+int ledger_same(struct ledger *a, struct ledger *b, bool *same) {
+  *same = false;
+  MDB_txn *ta = NULL, *tb = NULL;
+  int rc = ledger__settle(a);
+  if (rc == 0)
+    rc = ledger__settle(b);
+  if (rc == 0)
+    rc = ledger__mdb_err(mdb_txn_begin(a->env, NULL, MDB_RDONLY, &ta));
+  if (rc == 0)
+    rc = ledger__mdb_err(mdb_txn_begin(b->env, NULL, MDB_RDONLY, &tb));
+  bool eq = true;
+  for (int t = 0; rc == 0 && eq && t < LEDGER_T__COUNT; t++)
+    rc = table_same(ta, a->dbi[t], tb, b->dbi[t], &eq);
+  if (ta != NULL)
+    mdb_txn_abort(ta);
+  if (tb != NULL)
+    mdb_txn_abort(tb);
+  if (rc == 0)
+    *same = eq;
+  return rc;
+}

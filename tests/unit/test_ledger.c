@@ -241,8 +241,43 @@ Test(ledger, same_commands_same_hash) {
   cr_assert_eq(ledger_hash(l, h1), 0);
   cr_assert_eq(ledger_hash(l2, h2), 0);
   cr_assert_arr_eq(h1, h2, 32);
+  bool same = false;
+  cr_assert_eq(ledger_same(l, l2, &same), 0);
+  cr_assert(same);
   ledger_close(l2);
   th_rmdir(d2);
+}
+
+/* ledger_same says what comparing hashes says. Against gate north's use of
+ * t1, case 0 is the same; 1 has the same keys with other values (used at
+ * south); 2 as many entries under another key (t2); 3 entries more, each
+ * after the last of its table (a refused retry under another rid). */
+Test(ledger, same_agrees_with_the_hash) {
+  const char *gate[] = {"north", "south", "north", "north"};
+  const char *ticket[] = {"t1", "t1", "t2", "t1"};
+  struct ledger_result r;
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 7, &r), 0);
+  uint8_t h1[32], h2[32];
+  cr_assert_eq(ledger_hash(l, h1), 0);
+  for (int k = 0; k < 4; k++) {
+    char *d2 = th_tmpdir();
+    struct ledger *l2 = th_ledger(d2);
+    cr_assert_eq(th_event(l2, "e1", LEDGER_POLICY_STRICT), 0);
+    cr_assert_eq(th_ticket(l2, "e1", ticket[k]), 0);
+    cr_assert_eq(th_redeem(l2, "r1", ticket[k], gate[k], 1, 7, &r), 0);
+    if (k == 3)
+      cr_assert_eq(th_redeem(l2, "z9", "t1", "north", 1, 0, &r), 0);
+    cr_assert_eq(ledger_hash(l2, h2), 0);
+    bool same = k != 0, back = k != 0;
+    cr_assert_eq(ledger_same(l, l2, &same), 0);
+    cr_assert_eq(ledger_same(l2, l, &back), 0);
+    cr_assert_eq(same, k == 0, "case %d", k);
+    cr_assert_eq(back, same, "case %d", k);
+    cr_assert_eq(same, memcmp(h1, h2, 32) == 0, "case %d", k);
+    ledger_close(l2);
+    th_rmdir(d2);
+  }
 }
 
 Test(ledger, cmd_decode_rejects_garbage) {
