@@ -344,29 +344,9 @@ static int decode_body(const msgpack_object *m, struct ledger_cmd *c) {
     cr->generated_ms = c->ts_ms;
     return 0;
   }
-  case LEDGER_OP_REDEEM: {
-    int64_t nonce;
-    GET(mpk_get_str(m, "ticket", c->u.redeem.ticket_id, sizeof c->u.redeem.ticket_id));
-    GET(mpk_get_str(m, "method", c->u.redeem.method, sizeof c->u.redeem.method));
-    GET(mpk_get_str(m, "cred", c->u.redeem.cred_id, sizeof c->u.redeem.cred_id));
-    GET(mpk_get_u32(m, "ver", &c->u.redeem.ticket_version));
-    GET(mpk_get_i64(m, "nonce", &nonce));
-    if (nonce < 0)
-      goto fail;
-    c->u.redeem.nonce = (uint64_t)nonce;
-    GET(mpk_get_str(m, "dev", c->u.redeem.device, sizeof c->u.redeem.device));
-    GET(mpk_get_str(m, "ip", c->u.redeem.ip, sizeof c->u.redeem.ip));
-    const msgpack_object *pv = mpk_get(m, "prov");
-    if (pv != NULL) {
-      GET(mpk_get_u64(pv, "o", &c->u.redeem.p_origin));
-      GET(mpk_get_u64(pv, "s", &c->u.redeem.p_seq));
-      GET(mpk_get_u64(pv, "e", &c->u.redeem.p_epoch));
-      GET(mpk_get_str(pv, "srid", c->u.redeem.srid, sizeof c->u.redeem.srid));
-      if (c->u.redeem.p_seq == 0)
-        goto fail;
-    }
-    return 0;
-  }
+  case LEDGER_OP_REDEEM:
+    GM_UNREACHABLE(); /* decoded in the one pass */
+    goto fail;
   case LEDGER_OP_METHOD_TOGGLE:
     GET(mpk_get_str(m, "method", c->u.toggle.method, sizeof c->u.toggle.method));
     GET(mpk_get_bool(m, "enabled", &c->u.toggle.enabled));
@@ -470,27 +450,129 @@ fail:
   return GM_EDECODE;
 }
 
+/* The one pass over a command's map: the header's fields into c, and
+ * where a redeem's body values start (a redeem, every scan, is nearly every
+ * command, so it decodes here without building an object tree). Unknown
+ * keys are skipped; a key given twice is malformed. */
+enum {
+  F_OP, F_RID, F_TS, F_GATE, F_ACTOR, /* the header */
+  F_TICKET, F_METHOD, F_CRED, F_VER, F_NONCE, F_DEV, F_IP, F_PROV, /* a redeem's */
+  F__COUNT
+};
+static const char *const field_name[F__COUNT] = {
+    "op", "rid", "ts", "gate", "actor", "ticket", "method", "cred", "ver", "nonce", "dev", "ip",
+    "prov"};
+
+static int field_of(const char *k, uint32_t kl) {
+  for (int f = 0; f < F__COUNT; f++)
+    if (strlen(field_name[f]) == kl && memcmp(field_name[f], k, kl) == 0)
+      return f;
+  return -1;
+}
+
+static int rd_u64(struct mpk_rd *r, uint64_t *v) {
+  int64_t x;
+  if (mpk_rd_i64(r, &x) != 0 || x < 0)
+    return GM_EDECODE;
+  *v = (uint64_t)x;
+  return 0;
+}
+
+/* A provisional redeem's origin, sequence, epoch and strict rid. */
+static int dec_prov(struct mpk_rd *r, struct ledger_cmd *c) {
+  uint32_t n;
+  unsigned seen = 0;
+  if (mpk_rd_map(r, &n) != 0)
+    return GM_EDECODE;
+  for (uint32_t i = 0; i < n; i++) {
+    const char *k;
+    uint32_t kl;
+    if (mpk_rd_str(r, &k, &kl) != 0)
+      return GM_EDECODE;
+    unsigned bit = kl == 1 && k[0] == 'o' ? 1 : kl == 1 && k[0] == 's' ? 2
+                 : kl == 1 && k[0] == 'e' ? 4 : kl == 4 && !memcmp(k, "srid", 4) ? 8 : 0;
+    int rc = bit == 1 ? rd_u64(r, &c->u.redeem.p_origin)
+           : bit == 2 ? rd_u64(r, &c->u.redeem.p_seq)
+           : bit == 4 ? rd_u64(r, &c->u.redeem.p_epoch)
+           : bit == 8 ? mpk_rd_strcpy(r, c->u.redeem.srid, sizeof c->u.redeem.srid)
+                      : mpk_rd_skip(r);
+    if (rc != 0 || (seen & bit) != 0)
+      return GM_EDECODE;
+    seen |= bit;
+  }
+  return seen == 15 && c->u.redeem.p_seq != 0 ? 0 : GM_EDECODE;
+}
+
+static int dec_redeem(const uint8_t *const at[F__COUNT], const uint8_t *end,
+                      struct ledger_cmd *c) {
+  struct mpk_rd r[F__COUNT];
+  for (int f = F_TICKET; f < F__COUNT; f++)
+    r[f] = (struct mpk_rd){at[f], end};
+  int64_t nonce;
+  if (at[F_PROV] != NULL && dec_prov(&r[F_PROV], c) != 0)
+    return GM_EDECODE;
+  if (mpk_rd_strcpy(&r[F_TICKET], c->u.redeem.ticket_id, sizeof c->u.redeem.ticket_id) != 0 ||
+      mpk_rd_strcpy(&r[F_METHOD], c->u.redeem.method, sizeof c->u.redeem.method) != 0 ||
+      mpk_rd_strcpy(&r[F_CRED], c->u.redeem.cred_id, sizeof c->u.redeem.cred_id) != 0 ||
+      mpk_rd_u32(&r[F_VER], &c->u.redeem.ticket_version) != 0 ||
+      mpk_rd_i64(&r[F_NONCE], &nonce) != 0 || nonce < 0 ||
+      mpk_rd_strcpy(&r[F_DEV], c->u.redeem.device, sizeof c->u.redeem.device) != 0 ||
+      mpk_rd_strcpy(&r[F_IP], c->u.redeem.ip, sizeof c->u.redeem.ip) != 0)
+    return GM_EDECODE;
+  c->u.redeem.nonce = (uint64_t)nonce;
+  return 0;
+}
+
 int ledger_cmd_decode(const void *p, size_t n, struct ledger_cmd *c) {
   memset(c, 0, sizeof *c);
+  struct mpk_rd r = {p, (const uint8_t *)p + n};
+  const uint8_t *at[F__COUNT] = {NULL};
+  uint32_t entries, op = 0;
+  if (mpk_rd_map(&r, &entries) != 0)
+    return GM_EDECODE;
+  for (uint32_t i = 0; i < entries; i++) {
+    const char *k;
+    uint32_t kl;
+    if (mpk_rd_str(&r, &k, &kl) != 0)
+      return GM_EDECODE;
+    int f = field_of(k, kl), rc;
+    if (f >= 0 && at[f] != NULL)
+      return GM_EDECODE;
+    if (f >= 0)
+      at[f] = r.p;
+    switch (f) {
+    case F_OP: rc = mpk_rd_u32(&r, &op); break;
+    case F_RID: rc = mpk_rd_strcpy(&r, c->rid, sizeof c->rid); break;
+    case F_TS: rc = mpk_rd_i64(&r, &c->ts_ms); break;
+    case F_GATE: rc = mpk_rd_strcpy(&r, c->gate, sizeof c->gate); break;
+    case F_ACTOR: rc = mpk_rd_strcpy(&r, c->actor, sizeof c->actor); break;
+    default: rc = mpk_rd_skip(&r); break;
+    }
+    if (rc != 0)
+      return GM_EDECODE;
+  }
+  if (r.p != r.end)
+    return GM_EDECODE;
+  for (int f = F_OP; f <= F_ACTOR; f++)
+    if (at[f] == NULL)
+      return GM_EDECODE;
+  if (op < LEDGER_OP_EVENT_CREATE || op > LEDGER_OP__LAST || c->ts_ms < 0)
+    return GM_EDECODE;
+  c->op = (int)op;
+  if (c->op == LEDGER_OP_REDEEM) {
+    for (int f = F_TICKET; f < F_PROV; f++)
+      if (at[f] == NULL)
+        return GM_EDECODE;
+    return dec_redeem(at, r.end, c);
+  }
+  /* Any other command's body: through the object tree. */
   struct mpk_doc d;
   int rc = mpk_doc_parse(&d, p, n);
   if (rc != 0)
     return rc;
-  uint32_t op;
-  rc = GM_EDECODE;
-  if (mpk_get_u32(d.root, "op", &op) != 0 || op < LEDGER_OP_EVENT_CREATE ||
-      op > LEDGER_OP__LAST)
-    goto out;
-  c->op = (int)op;
-  if (mpk_get_str(d.root, "rid", c->rid, sizeof c->rid) != 0 ||
-      mpk_get_i64(d.root, "ts", &c->ts_ms) != 0 || c->ts_ms < 0 ||
-      mpk_get_str(d.root, "gate", c->gate, sizeof c->gate) != 0 ||
-      mpk_get_str(d.root, "actor", c->actor, sizeof c->actor) != 0)
-    goto out;
   rc = decode_body(d.root, c);
   if (rc != 0)
     ledger_cmd_free(c);
-out:
   mpk_doc_free(&d);
   return rc;
 }

@@ -280,6 +280,89 @@ Test(ledger, same_agrees_with_the_hash) {
   }
 }
 
+/* A redeem written key by key (reversed when rev), with an unknown key
+ * among them: `skip` leaves field `skip` out, `twice` writes one twice. */
+static const char *const redeem_keys[] = {"op", "rid", "ts", "gate", "actor", "ticket", "method",
+                                          "cred", "ver", "nonce", "dev", "ip", "prov"};
+
+static void redeem_map(struct mpk_w *w, int skip, int twice, bool rev, bool prov, int64_t nonce) {
+  int nf = prov ? 13 : 12;
+  mpk_w_reset(w);
+  mpk_map(w, (uint32_t)(nf - (skip >= 0) + (twice >= 0) + 1));
+  for (int x = 0; x < nf; x++) {
+    int i = rev ? nf - 1 - x : x;
+    for (int k = 0; i != skip && k < 1 + (i == twice); k++) {
+      mpk_str(w, redeem_keys[i]);
+      if (i == 0)
+        mpk_u64(w, LEDGER_OP_REDEEM);
+      else if (i == 2)
+        mpk_i64(w, 42);
+      else if (i == 8)
+        mpk_u64(w, 3);
+      else if (i == 9)
+        mpk_i64(w, nonce);
+      else if (i == 12) {
+        mpk_map(w, 4);
+        mpk_kv_u64(w, "o", 5);
+        mpk_kv_u64(w, "s", 6);
+        mpk_kv_u64(w, "e", 2);
+        mpk_kv_str(w, "srid", "strict-1");
+      } else
+        mpk_str(w, redeem_keys[i]);
+    }
+    if (x == 4) {
+      mpk_str(w, "later");
+      mpk_arr(w, 2);
+      mpk_map(w, 0);
+      mpk_bin(w, "x", 1);
+    }
+  }
+}
+
+/* A redeem's fields come in any order, an unknown key is skipped; a
+ * missing or repeated one is refused, and so is a negative nonce. */
+Test(ledger, cmd_decode_redeem_fields) {
+  struct mpk_w w;
+  mpk_w_init(&w);
+  struct ledger_cmd c;
+  for (int rev = 0; rev < 2; rev++) {
+    redeem_map(&w, -1, -1, rev, true, 9);
+    cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &c), 0);
+    cr_assert_eq(c.op, LEDGER_OP_REDEEM);
+    cr_assert_str_eq(c.rid, "rid");
+    cr_assert_eq(c.ts_ms, 42);
+    cr_assert_str_eq(c.gate, "gate");
+    cr_assert_str_eq(c.actor, "actor");
+    cr_assert_str_eq(c.u.redeem.ticket_id, "ticket");
+    cr_assert_str_eq(c.u.redeem.method, "method");
+    cr_assert_str_eq(c.u.redeem.cred_id, "cred");
+    cr_assert_eq(c.u.redeem.ticket_version, 3);
+    cr_assert_eq(c.u.redeem.nonce, 9);
+    cr_assert_str_eq(c.u.redeem.device, "dev");
+    cr_assert_str_eq(c.u.redeem.ip, "ip");
+    cr_assert_eq(c.u.redeem.p_origin, 5);
+    cr_assert_eq(c.u.redeem.p_seq, 6);
+    cr_assert_eq(c.u.redeem.p_epoch, 2);
+    cr_assert_str_eq(c.u.redeem.srid, "strict-1");
+  }
+  redeem_map(&w, 12, -1, false, true, 9); /* no prov: a strict redeem */
+  cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &c), 0);
+  cr_assert_eq(c.u.redeem.p_seq, 0);
+  for (int f = 0; f < 12; f++) {
+    redeem_map(&w, f, -1, false, true, 9);
+    cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &c), GM_EDECODE, "without %s",
+                 redeem_keys[f]);
+  }
+  for (int f = 0; f < 13; f++) {
+    redeem_map(&w, -1, f, f % 2, true, 9);
+    cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &c), GM_EDECODE, "%s twice",
+                 redeem_keys[f]);
+  }
+  redeem_map(&w, -1, -1, false, true, -1);
+  cr_assert_eq(ledger_cmd_decode(w.sb.data, w.sb.size, &c), GM_EDECODE);
+  mpk_w_free(&w);
+}
+
 Test(ledger, cmd_decode_rejects_garbage) {
   struct ledger_cmd c;
   const char *junk[] = {"", "\xc1", "\x90", "\x81\xa2op\x63", "\x81\xa2op\x06"};
