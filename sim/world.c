@@ -3,6 +3,7 @@
  */
 #include "sim/sim.h"
 
+#include <ftw.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -392,6 +393,21 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   return 0;
 }
 
+/* The ledgers' directory goes (its files may still be mapped: the maps
+ * stay valid until they are closed or the process exits). */
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void remove_root(struct world *w) {
+  if (w->root[0] != 0)
+    nftw(w->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  sodium_memzero(w->sk, sizeof w->sk);
+  clock_world = NULL;
+}
+
 void world_free(struct world *w) {
   /* Every gate stops; what is still in flight is delivered to no one, and
    * the queue runs dry (each queued event owns its argument). */
@@ -417,10 +433,11 @@ void world_free(struct world *w) {
   free(w->cmd_len);
   free(w->v);
   sched_free(&w->s);
-  char cmd[200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->root);
-  if (system(cmd) != 0) {
-  }
-  sodium_memzero(w->sk, sizeof w->sk);
-  clock_world = NULL;
+  remove_root(w);
+}
+
+void world_discard(struct world *w) {
+  lane_destroy(w->lane);
+  w->lane = NULL;
+  remove_root(w);
 }
