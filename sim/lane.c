@@ -202,7 +202,13 @@ void lane_split(bool one_core, void (*fn)(void *), void *here, void *there) {
     fn(there);
 }
 
-void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled) {
+void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled, double *cpu_s) {
   *threaded = atomic_load(&l->by_thread);
   *settled = atomic_load(&l->by_settle);
+  clockid_t id;
+  struct timespec ts;
+  *cpu_s = l->threaded && pthread_getcpuclockid(l->thread, &id) == 0 &&
+                   clock_gettime(id, &ts) == 0
+               ? (double)ts.tv_sec + (double)ts.tv_nsec / 1e9
+               : 0;
 }

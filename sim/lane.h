@@ -55,7 +55,8 @@ int lane_catch_up(struct lane *l, unsigned gate);
  * (or no thread starts). For work split in two halves that share nothing:
  * the setup's payloads and ledger copies, the checker's hashes. */
 void lane_split(bool one_core, void (*fn)(void *), void *here, void *there);
-/* Entries applied by the lane thread and by settles (for the bench line). */
-void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled);
+/* Entries applied by the lane thread and by settles, and the CPU seconds
+ * the lane thread used so far (0 without one): for the bench line. */
+void lane_counts(struct lane *l, uint64_t *threaded, uint64_t *settled, double *cpu_s);
 
 #endif
