@@ -81,33 +81,19 @@ echo "== gatesim: a 2-hour festival, 50 gates, 20,000 attendees"
 "$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench | tail -4
 echo "== the same run with every apply on the simulation's thread (--one-core)"
 "$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench --one-core | tail -2
+echo "== gatesim: the 12-hour festival"
 LIMIT=${GATESIM_LIMIT_S:-600}
-run12() { # run12 LABEL [gatesim flags]
-  local label=$1; shift
-  set +e
-  /usr/bin/time -f "gatesim_wall_s=%e max_rss_kb=%M" timeout "$LIMIT" "$B/gatesim" \
-    --scenario configs/scenarios/festival-12h.scn --seed 1 --bench "$@" 2> "$TMP/time" | tee "$TMP/sim"
-  local rc=${PIPESTATUS[0]}
-  set -e
-  cat "$TMP/time"
-  local wall; wall=$(sed -n 's/.*gatesim_wall_s=\([0-9.]*\).*/\1/p' "$TMP/time")
-  if [ "$rc" = 124 ]; then
-    echo "gatesim_12h$label wall>${LIMIT}s (stopped) target<=60s"
-  else
-    echo "gatesim_12h$label wall=${wall}s target<=60s ratio=$(echo "scale=2; $wall / 60" | bc)"
-  fi
-}
-echo "== gatesim: the 12-hour festival, ledgers on /dev/shm (4 KiB pages)"
-run12 ""
-# The ledgers are 50 LMDB maps of about 100 MB each, read and written at
-# random: on 2 MiB pages a run takes far fewer TLB misses and page faults.
-# A tmpfs mounted with huge=always gives its files those pages (root only;
-# /dev/shm follows the kernel's shmem_enabled, often "never").
-if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/hp" && mount -t tmpfs -o huge=always,size=16g gm-hp "$TMP/hp"; then
-  trap 'umount "$TMP/hp" 2>/dev/null; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
-  echo "== the same run, ledgers on a tmpfs with huge=always (--dir)"
-  run12 "_hugepages" --dir "$TMP/hp"
-  umount "$TMP/hp"
+set +e
+/usr/bin/time -f "gatesim_wall_s=%e max_rss_kb=%M" timeout "$LIMIT" "$B/gatesim" \
+  --scenario configs/scenarios/festival-12h.scn --seed 1 --bench 2> "$TMP/time" | tee "$TMP/sim"
+rc=${PIPESTATUS[0]}
+set -e
+cat "$TMP/time"
+wall=$(sed -n 's/.*gatesim_wall_s=\([0-9.]*\).*/\1/p' "$TMP/time")
+if [ "$rc" = 124 ]; then
+  echo "gatesim_12h wall>${LIMIT}s (stopped) target<=60s"
+else
+  echo "gatesim_12h wall=${wall}s target<=60s ratio=$(echo "scale=2; $wall / 60" | bc)"
 fi
 fi
 
