@@ -36,7 +36,11 @@ static void be64(uint8_t out[8], uint64_t v) {
   }
 }
 
-static int put_rec(struct ledger *l, MDB_txn *txn, int table, const char *key, size_t klen) {
+/* Every record the ledger writes is encoded in l->w first: one that could
+ * not be encoded whole (out of memory) fails the batch. */
+static int put_rec(struct ledger *l, MDB_txn *txn, int table, const void *key, size_t klen) {
+  if (l->w.failed)
+    return GM_ENOMEM;
   return ledger__put(txn, l->dbi[table], key, klen, l->w.sb.data, l->w.sb.size);
 }
 
@@ -54,6 +58,8 @@ static int audit_append(struct ledger *l, MDB_txn *txn, const struct ledger_audi
   mpk_w_reset(&l->w);
   ledger__audit_encode(&l->w, a);
   MDB_val k = {sizeof key, key}, v = {l->w.sb.size, l->w.sb.data};
+  if (l->w.failed)
+    return GM_ENOMEM;
   return ledger__mdb_err(mdb_put(txn, l->dbi[LEDGER_T_AUDIT], &k, &v, MDB_APPEND));
 }
 
@@ -336,8 +342,7 @@ static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger
     x.seq = st.ms_entries + 1;
     mpk_w_reset(&l->w);
     ledger__incident_enc(&l->w, &x);
-    if ((rc = ledger__put(txn, l->dbi[LEDGER_T_INCIDENTS], key, sizeof key, l->w.sb.data,
-                          l->w.sb.size)) != 0)
+    if ((rc = put_rec(l, txn, LEDGER_T_INCIDENTS, key, sizeof key)) != 0)
       return rc;
     t->denied = true;
     if ((rc = ticket_put(l, txn, t)) != 0)
@@ -498,7 +503,7 @@ static int apply_key(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c)
     return GM_EINVAL;
   mpk_w_reset(&l->w);
   ledger__key_enc(&l->w, k);
-  if ((rc = ledger__put(txn, l->dbi[LEDGER_T_KEYS], key, 4, l->w.sb.data, l->w.sb.size)) != 0)
+  if ((rc = put_rec(l, txn, LEDGER_T_KEYS, key, 4)) != 0)
     return rc;
   struct ledger_audit a;
   audit_fill(&a, c, "", "", "key_add", "ok", "");
@@ -819,7 +824,7 @@ static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   size_t rl = strlen(c->rid);
   mpk_w_reset(&l->w);
   ledger__result_enc(&l->w, res);
-  int rc = ledger__put(txn, l->dbi[LEDGER_T_DEDUP], c->rid, rl, l->w.sb.data, l->w.sb.size);
+  int rc = put_rec(l, txn, LEDGER_T_DEDUP, c->rid, rl);
   if (rc != 0)
     return rc;
   uint8_t key[8 + LEDGER_RID_MAX];

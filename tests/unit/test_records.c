@@ -62,6 +62,17 @@ Test(records, writer_matches_msgpack_c_byte_for_byte) {
   mpk_str(&w, "x");
   cr_assert_eq(w.sb.size, 2);
   cr_assert_eq(w.sb.data, before);
+  /* A value the buffer cannot grow to hold (its bytes are never read)
+   * fails the writer: later writes are dropped until a reset. */
+  mpk_strn(&w, "x", (size_t)1 << 40);
+  cr_assert(w.failed);
+  size_t at = w.sb.size;
+  mpk_u64(&w, 1);
+  cr_assert_eq(w.sb.size, at);
+  mpk_w_reset(&w);
+  cr_assert(!w.failed);
+  mpk_u64(&w, 1);
+  cr_assert_eq(w.sb.size, 1);
   msgpack_sbuffer_destroy(&sb);
   mpk_w_free(&w);
 }
