@@ -53,7 +53,7 @@ int lane_catch_up(struct lane *l, unsigned gate);
 /* Runs fn(there) on a second thread while fn(here) runs on this one, and
  * returns when both are done; both run here, in turn, when one_core is set
  * (or no thread starts). For work split in two halves that share nothing:
- * the setup's payloads and ledger copies, the checker's hashes. */
+ * the setup's payloads and ledger copies, the checker's comparisons. */
 void lane_split(bool one_core, void (*fn)(void *), void *here, void *there);
 /* Entries applied by the lane thread and by settles, and the CPU seconds
  * the lane thread used so far (0 without one): for the bench line. */

@@ -393,14 +393,14 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   return 0;
 }
 
-/* The ledgers' directory goes (its files may still be mapped: the maps
- * stay valid until they are closed or the process exits). */
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
   remove(path);
   return 0;
 }
 
+/* The run's end: the ledgers' directory goes (a file still mapped stays
+ * valid until it is unmapped) and the signing key is wiped. */
 static void remove_root(struct world *w) {
   if (w->root[0] != 0)
     nftw(w->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
