@@ -27,15 +27,24 @@ static int before(const struct sim_event *a, const struct sim_event *b) {
   return a->time < b->time || (a->time == b->time && a->seq < b->seq);
 }
 
+/* Room for one more event in an array of n that holds *cap. */
+static void grow(struct sim_event **v, size_t n, size_t *cap) {
+  if (n < *cap)
+    return;
+  *cap = *cap ? *cap * 2 : 1024;
+  *v = realloc(*v, *cap * sizeof **v);
+  GM_ASSERT(*v != NULL);
+}
+
+/* A new event: never in the past, and after every event scheduled before. */
+static struct sim_event event_at(struct sched *s, int64_t time, sim_fn fn, void *arg,
+                                 uint64_t tag) {
+  return (struct sim_event){time < s->now ? s->now : time, s->seq++, fn, arg, tag};
+}
+
 void sched_at(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag) {
-  if (s->n == s->cap) {
-    s->cap = s->cap ? s->cap * 2 : 1024;
-    s->heap = realloc(s->heap, s->cap * sizeof *s->heap);
-    GM_ASSERT(s->heap != NULL);
-  }
-  if (time < s->now)
-    time = s->now;
-  struct sim_event e = {time, s->seq++, fn, arg, tag};
+  grow(&s->heap, s->n, &s->cap);
+  struct sim_event e = event_at(s, time, fn, arg, tag);
   size_t i = s->n++;
   while (i > 0) {
     size_t p = (i - 1) / 2;
@@ -71,14 +80,8 @@ static struct sim_event pop(struct sched *s) {
 }
 
 void sched_later(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag) {
-  if (s->n_later == s->cap_later) {
-    s->cap_later = s->cap_later ? s->cap_later * 2 : 1024;
-    s->later = realloc(s->later, s->cap_later * sizeof *s->later);
-    GM_ASSERT(s->later != NULL);
-  }
-  if (time < s->now)
-    time = s->now;
-  s->later[s->n_later++] = (struct sim_event){time, s->seq++, fn, arg, tag};
+  grow(&s->later, s->n_later, &s->cap_later);
+  s->later[s->n_later++] = event_at(s, time, fn, arg, tag);
   s->later_sorted = false;
 }
 
