@@ -49,6 +49,16 @@ struct method_config {
 
 void method_config_default(struct method_config *c);
 
+/* Ed25519 signatures checked before a request came, by whoever can spare
+ * the time (the simulator's second core does). A pure cache: it answers
+ * only for the very key, message and signature it checked. */
+struct method_sigs {
+  /* 1: that signature is good, 0: it is not, -1: not checked here */
+  int (*known)(void *arg, const uint8_t sig[64], const uint8_t *msg, size_t len,
+               const uint8_t pk[32]);
+  void *arg;
+};
+
 struct method_env {
   struct ledger_rd *rd;
   int64_t now_ms;
@@ -63,6 +73,7 @@ struct method_env {
   void *random_arg;
   char err[METHOD_ERR_MAX]; /* what was wrong with a GM_EINVAL request */
   void *owner;              /* the caller's, untouched by methods */
+  const struct method_sigs *sigs; /* NULL: every signature is checked on the spot */
 };
 
 struct method_issue {
@@ -97,6 +108,10 @@ bool method_enabled(struct method_env *env, const char *name);
 /* Shared helpers for method implementations. */
 int method__einval(struct method_env *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Whether sig is pk's Ed25519 signature of msg[0..len): env->sigs answers
+ * when it checked exactly these, libsodium otherwise. */
+bool method__sig_ok(const struct method_env *env, const uint8_t sig[64], const uint8_t *msg,
+                    size_t len, const uint8_t pk[32]);
 /* A string field of obj; GM_EINVAL naming the field if missing or not a string. */
 int method__str(struct method_env *env, const json_t *obj, const char *key, const char **out);
 /* Starts what a generate commits: the CRED_ISSUE of `method`'s credential

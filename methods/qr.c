@@ -118,7 +118,7 @@ static int check_signed(struct method_env *env, const struct qr_token *t) {
     return LEDGER_REASON_NOT_YET_VALID;
   if (rc != 0)
     return LEDGER_REASON_BAD_SIGNATURE;
-  if (crypto_sign_verify_detached(t->sig, t->signed_ptr, t->signed_len, pk) != 0)
+  if (!method__sig_ok(env, t->sig, t->signed_ptr, t->signed_len, pk))
     return LEDGER_REASON_BAD_SIGNATURE;
   int64_t now = env->now_ms, skew = env->cfg->clock_skew_ms;
   if ((int64_t)t->issued_s * 1000 > now + skew)
@@ -193,7 +193,7 @@ static int qr_verify(struct method_env *env, const json_t *presented, struct met
   out->reason = check_signed(env, &t);
   if (out->reason != LEDGER_REASON_NONE || t.form == QR_FORM_TICKET)
     return 0;
-  if (crypto_sign_verify_detached(t.holder_sig, t.show_ptr, t.show_len, t.holder_pk) != 0) {
+  if (!method__sig_ok(env, t.holder_sig, t.show_ptr, t.show_len, t.holder_pk)) {
     out->reason = LEDGER_REASON_BAD_SIGNATURE;
     return 0;
   }

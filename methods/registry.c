@@ -1,6 +1,7 @@
 /*
  * registry.c — the table of methods and their enabled flags.
  */
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +59,14 @@ bool method_enabled(struct method_env *env, const char *name) {
   if (strcmp(name, "geofence") == 0)
     return env->cfg->enabled_geofence;
   return false;
+}
+
+bool method__sig_ok(const struct method_env *env, const uint8_t sig[64], const uint8_t *msg,
+                    size_t len, const uint8_t pk[32]) {
+  int known = env->sigs != NULL ? env->sigs->known(env->sigs->arg, sig, msg, len, pk) : -1;
+  if (known >= 0)
+    return known == 1;
+  return crypto_sign_verify_detached(sig, msg, len, pk) == 0;
 }
 
 int method__einval(struct method_env *env, const char *fmt, ...) {

@@ -606,6 +606,7 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   env.seal_key = w->seal_key;
   env.random = sim_random;
   env.random_arg = &w->s.rng;
+  env.sigs = w->n_pre > 0 ? &w->sigs : NULL;
   json_t *presented = json_pack("{s:s}", "payload", payload);
   struct verify_outcome out;
   int rc = verify_service_check(&env, "qr", presented, NULL, &out);

@@ -48,6 +48,7 @@ struct lane {
   unsigned gates;
   lane_apply_fn apply;
   lane_flush_fn flush;
+  lane_idle_fn idle;
   void *arg;
   bool threaded;
   pthread_t thread;
@@ -91,7 +92,7 @@ static void *run(void *arg) {
         pthread_mutex_unlock(&q->ledger);
       }
     }
-    if (done == 0) {
+    if (done == 0 && (l->idle == NULL || !l->idle(l->arg))) {
       struct timespec ts = {0, LANE_IDLE_NS};
       nanosleep(&ts, NULL);
     }
@@ -102,7 +103,7 @@ static void *run(void *arg) {
 }
 
 int lane_create(struct lane **out, unsigned gates, bool threaded, lane_apply_fn apply,
-                lane_flush_fn flush, void *arg) {
+                lane_flush_fn flush, lane_idle_fn idle, void *arg) {
   struct lane *l = calloc(1, sizeof *l);
   if (l == NULL || (l->q = calloc(gates, sizeof *l->q)) == NULL) {
     free(l);
@@ -111,6 +112,7 @@ int lane_create(struct lane **out, unsigned gates, bool threaded, lane_apply_fn 
   l->gates = gates;
   l->apply = apply;
   l->flush = flush;
+  l->idle = idle;
   l->arg = arg;
   for (unsigned g = 0; g < gates; g++) {
     pthread_mutex_init(&l->q[g].mu, NULL);

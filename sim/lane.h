@@ -35,11 +35,14 @@ struct lane;
 typedef int (*lane_apply_fn)(void *arg, unsigned gate, uint64_t index, const void *p, size_t n);
 /* Before a read: commits the gate's grouped transaction. */
 typedef int (*lane_flush_fn)(void *arg, unsigned gate);
+/* When no queue is ready: a little other work for the lane thread (true
+ * when it did some; false lets the thread sleep a little). */
+typedef bool (*lane_idle_fn)(void *arg);
 
 /* threaded: start the lane thread (otherwise every apply waits for a
  * settle, on the caller's thread). */
 int lane_create(struct lane **out, unsigned gates, bool threaded, lane_apply_fn apply,
-                lane_flush_fn flush, void *arg);
+                lane_flush_fn flush, lane_idle_fn idle, void *arg);
 /* Stops the thread; what is still queued is dropped (settle first). */
 void lane_destroy(struct lane *l);
 /* Queues a copy of the entry for the gate. */

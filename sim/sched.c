@@ -101,6 +101,12 @@ static const struct sim_event *next_later(struct sched *s) {
   return s->n == 0 || before(e, &s->heap[0]) ? e : NULL;
 }
 
+const struct sim_event *sched_later_order(struct sched *s, size_t *n) {
+  next_later(s); /* sorts them */
+  *n = s->n_later - s->at_later;
+  return s->later + s->at_later;
+}
+
 size_t sched_pending(const struct sched *s) { return s->n + (s->n_later - s->at_later); }
 
 int64_t sched_next_at(struct sched *s) {

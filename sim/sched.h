@@ -47,6 +47,9 @@ static inline void sched_in(struct sched *s, int64_t delay, sim_fn fn, void *arg
  * arrivals): they wait in a sorted array rather than the heap, which stays
  * small. The order is the one sched_at would give. */
 void sched_later(struct sched *s, int64_t time, sim_fn fn, void *arg, uint64_t tag);
+/* The sched_later events not run yet, in the order they will run (*n of
+ * them); valid until the next sched_later or run. */
+const struct sim_event *sched_later_order(struct sched *s, size_t *n);
 /* Events not run yet, and the time of the next one (pending > 0). */
 size_t sched_pending(const struct sched *s);
 int64_t sched_next_at(struct sched *s);

@@ -7,6 +7,7 @@
 #ifndef GM_SIM_WORLD_H
 #define GM_SIM_WORLD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +132,16 @@ struct gate {
   int64_t down_until;
 };
 
+/* An arrival's payload, with its issuer signature as the lane thread
+ * checked it ahead, when it had nothing to apply (world.c, method_sigs). */
+struct precheck {
+  const char *payload;
+  _Atomic uint8_t state; /* 0 not yet, 1 good, 2 bad, 3 nothing to check */
+  uint32_t len;          /* of the signed message */
+  uint8_t sig[64];
+  uint8_t hash[32]; /* BLAKE2b of the signed message */
+};
+
 struct world {
   struct sim_cfg cfg;
   uint64_t seed;
@@ -165,6 +176,16 @@ struct world {
   char violation[512];
   unsigned violations;
   bool quiet;
+  /* the arrivals in the order they come, checked ahead (struct precheck) */
+  struct precheck *pre;
+  size_t n_pre;
+  atomic_bool pre_ready;
+  atomic_size_t pre_next; /* the lane thread's next */
+  atomic_size_t pre_main; /* the arrivals before this one came */
+  size_t pre_cur;         /* the arrival a gate is verifying (SIZE_MAX: none) */
+  uint64_t pre_used;      /* signatures a gate took from the prechecks */
+  uint8_t pk[32];         /* the organizer's signing key */
+  struct method_sigs sigs;
 };
 
 #endif

@@ -138,6 +138,50 @@ Test(methods, qr_truncated_and_bitflipped_payloads_are_refused) {
   json_decref(g);
 }
 
+/* A signature cache (method_sigs) as the simulator's lane thread fills it:
+ * its answer is taken when it has one, and libsodium decides otherwise. */
+static int memo_answer, memo_asked;
+static int memo_known(void *arg, const uint8_t sig[64], const uint8_t *msg, size_t len,
+                      const uint8_t pk[32]) {
+  (void)arg, (void)sig, (void)msg, (void)len, (void)pk;
+  memo_asked++;
+  return memo_answer;
+}
+
+static int verify_payload_memo(const char *payload, int64_t now, int answer) {
+  struct method_sigs sigs = {memo_known, NULL};
+  struct method_env env;
+  struct verify_outcome o;
+  memo_answer = answer;
+  memo_asked = 0;
+  env_open(&env, now);
+  env.sigs = &sigs;
+  json_t *presented = json_pack("{s:s}", "payload", payload);
+  cr_assert_eq(verify_service_check(&env, "qr", presented, NULL, &o), 0);
+  ledger_rd_end(env.rd);
+  json_decref(presented);
+  cr_assert_eq(memo_asked, 1, "the cache is asked once per signature");
+  return o.claim.reason;
+}
+
+Test(methods, qr_takes_a_cached_signature_check_and_checks_itself_without_one) {
+  json_t *g = generate("qr", "t1", NULL, T0 + 1000);
+  const char *p = json_string_value(json_object_get(g, "payload"));
+  cr_assert_eq(verify_payload_memo(p, T0 + 2000, -1), LEDGER_REASON_NONE);
+  cr_assert_eq(verify_payload_memo(p, T0 + 2000, 1), LEDGER_REASON_NONE);
+  /* The cache's "bad" stands, even for a good signature... */
+  cr_assert_eq(verify_payload_memo(p, T0 + 2000, 0), LEDGER_REASON_BAD_SIGNATURE);
+  /* ...and the times are still the method's to check. */
+  cr_assert_eq(verify_payload_memo(p, T0 + 1000 + cfg.qr_ttl_ms + 1000, 1),
+               LEDGER_REASON_EXPIRED);
+  json_decref(g);
+  uint8_t pk[32], sk[64];
+  crypto_sign_keypair(pk, sk);
+  char text[QR_TEXT_MAX];
+  cr_assert_eq(qr_issue(text, sizeof text, 1, sk, T0 / 1000, T0 / 1000 + 60, 1, "t1", NULL), 0);
+  cr_assert_eq(verify_payload_memo(text, T0 + 1000, -1), LEDGER_REASON_BAD_SIGNATURE);
+}
+
 Test(methods, qr_forged_with_another_key_is_bad_signature) {
   uint8_t pk[32], sk[64];
   crypto_sign_keypair(pk, sk);
