@@ -5,7 +5,8 @@
  * takes a gate's ledger only to apply its queue, and only with trylock, so
  * the simulation's thread never waits for a signal, and waits for a lock
  * only when it reads a ledger the lane is applying to. When nothing is ready
- * the lane sleeps a little.
+ * the lane does a little of the idle work it was given (lane_idle_fn), or
+ * sleeps a little when there is none.
  */
 #include "sim/lane.h"
 
