@@ -250,10 +250,13 @@ check "jobs: retention keeps templates of running events" eq "$(bio_reason p3)" 
 check "jobs: the retention erasure gets its receipt" wait_until 20 is 1 receipts "$U" p4
 
 # --- the 3-gate cluster ------------------------------------------------------
-RAFT_FLAGS=(--snapshot-threshold 64 --election-timeout-ms 600 --heartbeat-ms 60 "${JOBS[@]}")
+# An erasure pushes about 20 MiB of pad entries through every gate; with a
+# 600 ms election timeout, three sanitizer builds on two cores lost their
+# leader during it again and again, and each new leader padded anew.
+RAFT_FLAGS=(--snapshot-threshold 64 --election-timeout-ms 2000 --heartbeat-ms 100 "${JOBS[@]}")
 member a 1 --bootstrap || exit 1
 lead_role() { status "$URL_a" | jq -r .role; }
-wait_until 10 is leader lead_role
+wait_until 20 is leader lead_role
 TA=$(login "$URL_a" admin admin-pass-1)
 JT=$(curl -s -H "Authorization: Bearer $TA" "$URL_a/cluster/join-token" | jq -r .token)
 member b 2 --join 127.0.0.1:$CPORT_a --join-token "$JT" || exit 1
