@@ -833,14 +833,21 @@ static void calls_tick(struct cluster *cl) {
 
 /* ------------------------------------------------------- commit pipeline */
 
+static void on_kick(uv_idle_t *h);
+
+/* The last answer does not tell the commit queue at once: a draining queue
+ * then stops the cluster, and cluster_stop answers whatever still waits,
+ * which would answer again the items of a loop that is calling this (the
+ * waiters of after_apply and on_tick). on_kick tells it instead, at the
+ * next loop iteration. */
 static void complete(struct cluster *cl, struct citem *ci, const struct ledger_result *res) {
   GM_ASSERT(cl->inflight > 0);
   cl->inflight--;
   if (ci->it.cb)
     ci->it.cb(ci->it.arg, res);
   free(ci->it.cmd);
-  if (cl->inflight == 0)
-    commit_remote_settled(&cl->n->commit);
+  if (cl->inflight == 0 && !cl->stopping)
+    uv_idle_start(&cl->kick, on_kick);
 }
 
 static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
@@ -849,8 +856,6 @@ static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
   r.rc = rc;
   complete(cl, ci, &r);
 }
-
-static void on_kick(uv_idle_t *h);
 
 static int queue_push(struct cluster *cl, const struct citem *ci) {
   if (cl->n_queue == cl->cap_queue) {
@@ -1106,7 +1111,9 @@ static void forward(struct cluster *cl, const char *leader_addr) {
 static void on_kick(uv_idle_t *h) {
   struct cluster *cl = h->data;
   uv_idle_stop(&cl->kick);
-  if (cl->n_queue == 0 || !cl->raft_started)
+  if (cl->inflight == 0 && !cl->stopping)
+    commit_remote_settled(&cl->n->commit); /* may stop the cluster */
+  if (cl->n_queue == 0 || !cl->raft_started || cl->stopping)
     return;
   if (raft_state(&cl->raft) == RAFT_LEADER) {
     propose(cl);
