@@ -63,7 +63,14 @@ check "and the run is the one without them" cmp <(grep -v '^bench:' "$TMP/pre") 
 # which nothing outside the process sees.
 if [ "$(id -u)" = 0 ]; then
   check "as root, the ledgers are in 2 MiB pages" grep -q "^bench: the ledgers in 2 MiB pages" "$TMP/pre"
-  check "and the system's /dev/shm holds none of them" bash -c "! ls -d /dev/shm/gatesim.* 2>/dev/null"
+  "$SIM" --scenario configs/scenarios/big-site.scn --seed 4 > /dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q " /dev/shm .* gatesim " /proc/$pid/mountinfo 2>/dev/null && break; sleep 0.05; done
+  check "while it runs, its /dev/shm is a tmpfs of its own with huge=always" \
+    grep -q " /dev/shm .* gatesim rw,.*huge=always" /proc/$pid/mountinfo
+  check "which the system's mount table does not show" bash -c "! grep -q ' gatesim ' /proc/self/mountinfo"
+  check "and the system's /dev/shm holds none of its ledgers" bash -c "! ls -d /dev/shm/gatesim.* 2>/dev/null"
+  wait $pid
 fi
 "$SIM" --scenario configs/scenarios/big-site.scn --seed 3 --bench --small-pages > "$TMP/pre4k" 2>/dev/null
 check "--small-pages: the ledgers in 4 KiB pages" grep -q "^bench: the ledgers in 4 KiB pages" "$TMP/pre4k"
