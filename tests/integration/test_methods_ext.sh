@@ -288,8 +288,8 @@ check "cluster: the sealed record is in every gate's Raft log while enrolled" \
 r=$(api DELETE "$URL_c/tickets/cb2/methods/biometric" "$TA")
 check "cluster: erase through a follower" eq "$(status_of "$r")" 200
 # The purge moves about 19 MiB of pad entries through every gate's log, then
-# each gate snapshots and compacts its ledger: 5 to 11 s on an idle 2-core
-# machine, more under load or sanitizers. The wait ends at the third receipt.
+# each gate snapshots and compacts its ledger: seconds, more under load or
+# sanitizers. The wait ends at the third receipt.
 check "cluster: every gate records its erasure receipt" wait_until 60 is 3 receipts "$URL_a" cb2
 check "cluster: ... once no gate has a copy of the sealed record on disk (log, snapshots, ledger)" \
   test -z "$(sealed_in "$SP" "$DIR_a" "$DIR_b" "$DIR_c")"
