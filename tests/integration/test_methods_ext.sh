@@ -265,14 +265,12 @@ voters() { status "$URL_a" | jq '[.members[] | select(.role == "voter" and .reac
 check "cluster: three voters" wait_until 15 is 3 voters
 ADMIN=$TA
 api POST "$URL_a/events" "$TA" "{\"id\":\"fest\",\"name\":\"Fest\",\"starts_ms\":0,\"ends_ms\":$END}" >/dev/null
-api POST "$URL_b/events" "$TA" "{\"id\":\"gone\",\"name\":\"Gone\",\"starts_ms\":0,\"ends_ms\":$PAST,\"revoke_unscanned_after_ms\":1000}" >/dev/null
 body='{"tickets":['
 for t in cb1 cb2 cn1; do body+="{\"event_id\":\"fest\",\"holder\":\"h\",\"id\":\"$t\"},"; done
-for i in 1 2 3 4 5; do body+="{\"event_id\":\"gone\",\"holder\":\"h\",\"id\":\"r$i\"},"; done
 api POST "$URL_a/tickets/batch" "$TA" "${body%,}]}" >/dev/null
 has_ticket() { api GET "$1/tickets/$2" "$TA" | cut -c1-3; }
-wait_until 5 is 200 has_ticket "$URL_b" r5
-wait_until 5 is 200 has_ticket "$URL_c" r5
+wait_until 5 is 200 has_ticket "$URL_b" cn1
+wait_until 5 is 200 has_ticket "$URL_c" cn1
 r=$(api POST "$URL_b/tickets/cb1/methods/biometric/generate" "$TA" "{\"template\":$A,\"consent\":true}")
 check "cluster: enrol through a follower" eq "$(status_of "$r")" 200
 api POST "$URL_a/tickets/cb2/methods/biometric/generate" "$TA" "{\"template\":$B,\"consent\":true}" >/dev/null
@@ -300,6 +298,13 @@ r=$(api POST "$URL_a/tickets/cn1/methods/nfc/generate" "$TA" '{"uid":"04C0FFEE"}
 U=$URL_b
 r=$(verify nfc '{"uid":"04c0ffee","record":"'"$(jf "$r" .record)"'"}')
 check "cluster: an nfc tap on another gate admits" eq "$(jf "$r" .ticket_id)" cn1
+# The revoke job runs on the leader only. Its tickets come after the erasure:
+# a leader change during the pads would otherwise leave the revocations with
+# a gate that is no longer the leader when the counters are read.
+api POST "$URL_b/events" "$TA" "{\"id\":\"gone\",\"name\":\"Gone\",\"starts_ms\":0,\"ends_ms\":$PAST,\"revoke_unscanned_after_ms\":1000}" >/dev/null
+body='{"tickets":['
+for i in 1 2 3 4 5; do body+="{\"event_id\":\"gone\",\"holder\":\"h\",\"id\":\"r$i\"},"; done
+api POST "$URL_a/tickets/batch" "$TA" "${body%,}]}" >/dev/null
 revoked() { [ "$(api GET "$URL_a/audits/usage?limit=100" "$TA" | cut -d' ' -f2- | jq '[.events[] | select(.action == "revoke")] | length')" = 5 ]; }
 check "cluster: the revoke job revokes the 5 unscanned tickets" wait_until 10 revoked
 sleep 1
