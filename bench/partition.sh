@@ -78,9 +78,9 @@ fi
 
 if [[ $PARTS == *2* ]]; then
 echo "== gatesim: a 2-hour festival, 50 gates, 20,000 attendees"
-"$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench | tail -4
+"$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench | grep '^bench:'
 echo "== the same run with every apply on the simulation's thread (--one-core)"
-"$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench --one-core | tail -4
+"$B/gatesim" --scenario configs/scenarios/festival-2h.scn --seed 1 --bench --one-core | grep '^bench:'
 echo "== gatesim: the 12-hour festival"
 LIMIT=${GATESIM_LIMIT_S:-600}
 set +e
@@ -101,7 +101,7 @@ echo "== the same 12-hour run in 4 KiB pages"
 set +e
 MALLOC_CONF=thp:default,metadata_thp:disabled /usr/bin/time -f "gatesim_wall_s=%e max_rss_kb=%M" \
   timeout "$LIMIT" "$B/gatesim" --scenario configs/scenarios/festival-12h.scn --seed 1 --bench \
-  --small-pages 2> "$TMP/time4k" | tail -4
+  --small-pages 2> "$TMP/time4k" | grep '^bench:'
 set -e
 cat "$TMP/time4k"
 wall4k=$(sed -n 's/.*gatesim_wall_s=\([0-9.]*\).*/\1/p' "$TMP/time4k")

@@ -69,7 +69,7 @@ struct msg {
 };
 
 static void on_tick(void *arg, uint64_t tag);
-static int gate_catch_up(struct gate *g);
+static int gate_catch_up(struct gate *g, enum sim_reader who);
 
 /* Runs the gate's timer at `at`, unless it is due sooner already. */
 static void arm_tick(struct gate *g, int64_t at) {
@@ -573,7 +573,7 @@ static void prune(struct gate *g) {
   if (kept <= g->n_own || (applied == g->prune_applied && kept <= g->prune_kept))
     return;
   struct ledger_rd *rd;
-  if (gate_catch_up(g) != 0 || ledger_rd_begin(g->ledger, &rd) != 0)
+  if (gate_catch_up(g, SIM_READ_PRUNE) != 0 || ledger_rd_begin(g->ledger, &rd) != 0)
     return;
   admit_prune_settled(g->prov, g->id, rd);
   ledger_rd_end(rd);
@@ -597,7 +597,7 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   size_t vi = verdict_new(w, attendee, g->idx, fraud, tid);
   struct method_env env;
   memset(&env, 0, sizeof env);
-  if (gate_catch_up(g) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
+  if (gate_catch_up(g, SIM_READ_VERIFY) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
     decide(g, vi, false, LEDGER_REASON_MALFORMED, w->s.now);
     return;
   }
@@ -742,7 +742,13 @@ int gate_settle(struct gate *g) { return lane_settle(g->w->lane, g->idx); }
 
 /* Before a read: what Raft applied is in the gate's open transaction, which
  * the read borrows (the gates' ledgers are opened no_lock), uncommitted. */
-static int gate_catch_up(struct gate *g) { return lane_catch_up(g->w->lane, g->idx); }
+static int gate_catch_up(struct gate *g, enum sim_reader who) {
+  uint64_t n = 0;
+  int rc = lane_catch_up(g->w->lane, g->idx, &n);
+  g->w->caught_reads[who]++;
+  g->w->caught_entries[who] += n;
+  return rc;
+}
 
 /* libraft's apply: an entry this gate proposed applies now (its results
  * answer requests); any other waits on the gate's lane (lane.h). */
@@ -758,7 +764,7 @@ static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
   /* The queue first (log order), then this one joins the gate's open
    * transaction; the lane goes on with it later (no_lock: it is not tied to
    * this thread). */
-  if (gate_catch_up(g) != 0)
+  if (gate_catch_up(g, SIM_READ_OWN) != 0)
     return RAFT_IOERR;
   return gm_fsm_apply_at(&g->fsm, index, buf->base, buf->len);
 }

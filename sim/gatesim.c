@@ -92,6 +92,9 @@ static int one(const struct sim_cfg *cfg, uint64_t seed, const char *report, boo
   main_cpu = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   double sim_s = (double)w->end_ms / 1000.0;
   uint64_t pre_used = w->pre_used;
+  uint64_t reads[SIM_READERS], caught[SIM_READERS];
+  memcpy(reads, w->caught_reads, sizeof reads);
+  memcpy(caught, w->caught_entries, sizeof caught);
 #if defined(__SANITIZE_ADDRESS__)
   world_free(w); /* so the leak check sees every allocation returned */
   free(w);
@@ -111,6 +114,11 @@ static int one(const struct sim_cfg *cfg, uint64_t seed, const char *report, boo
            "(the setup's and checks' helper threads not counted); signatures the lane "
            "thread checked ahead and a gate took: %" PRIu64 "\n",
            main_cpu, lane_cpu, pre_used);
+    printf("bench: reads of a ledger during the festival, and the queued entries they applied "
+           "first: verifies %" PRIu64 " (%" PRIu64 "), provisional prunes %" PRIu64 " (%" PRIu64
+           "), a gate's own entries %" PRIu64 " (%" PRIu64 ")\n",
+           reads[SIM_READ_VERIFY], caught[SIM_READ_VERIFY], reads[SIM_READ_PRUNE],
+           caught[SIM_READ_PRUNE], reads[SIM_READ_OWN], caught[SIM_READ_OWN]);
     printf("bench: the ledgers in %s pages\n", huge_ledgers ? "2 MiB" : "4 KiB");
   }
   return bad ? 1 : 0;

@@ -163,7 +163,7 @@ void lane_push(struct lane *l, unsigned gate, uint64_t index, const void *p, siz
   pthread_mutex_unlock(&q->mu);
 }
 
-static int settle(struct lane *l, unsigned gate, bool commit) {
+static int settle(struct lane *l, unsigned gate, bool commit, uint64_t *applied) {
   struct queue *q = &l->q[gate];
   pthread_mutex_lock(&q->ledger);
   uint64_t done = drain(l, gate);
@@ -175,12 +175,16 @@ static int settle(struct lane *l, unsigned gate, bool commit) {
   int err = q->err;
   pthread_mutex_unlock(&q->ledger);
   atomic_fetch_add(&l->by_settle, done);
+  if (applied != NULL)
+    *applied = done;
   return err;
 }
 
-int lane_settle(struct lane *l, unsigned gate) { return settle(l, gate, true); }
+int lane_settle(struct lane *l, unsigned gate) { return settle(l, gate, true, NULL); }
 
-int lane_catch_up(struct lane *l, unsigned gate) { return settle(l, gate, false); }
+int lane_catch_up(struct lane *l, unsigned gate, uint64_t *applied) {
+  return settle(l, gate, false, applied);
+}
 
 struct split {
   void (*fn)(void *);

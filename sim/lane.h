@@ -51,8 +51,9 @@ void lane_push(struct lane *l, unsigned gate, uint64_t index, const void *p, siz
  * 0, or the first error any apply of this gate met (it stays reported). */
 int lane_settle(struct lane *l, unsigned gate);
 /* The same without the commit: before a read that borrows the gate's open
- * transaction (ledger_options.no_lock). */
-int lane_catch_up(struct lane *l, unsigned gate);
+ * transaction (ledger_options.no_lock). *applied (when not NULL) gets how
+ * many queued entries it applied. */
+int lane_catch_up(struct lane *l, unsigned gate, uint64_t *applied);
 /* Runs fn(there) on a second thread while fn(here) runs on this one, and
  * returns when both are done; both run here, in turn, when one_core is set
  * (or no thread starts). For work split in two halves that share nothing:

@@ -28,6 +28,10 @@
 
 enum sim_phase_kind { PH_PARTITION = 1, PH_HEAL, PH_CRASH };
 
+/* What reads a gate's ledger during the run (lane.h: each read applies
+ * what the gate has queued first). */
+enum sim_reader { SIM_READ_VERIFY, SIM_READ_PRUNE, SIM_READ_OWN, SIM_READERS };
+
 struct sim_phase {
   int kind;
   int64_t at_ms;
@@ -184,6 +188,9 @@ struct world {
   atomic_size_t pre_main; /* the arrivals before this one came */
   size_t pre_cur;         /* the arrival a gate is verifying (SIZE_MAX: none) */
   uint64_t pre_used;      /* signatures a gate took from the prechecks */
+  /* reads that applied a gate's queued entries first, by reader (enum
+   * sim_reader): how many, and the entries they applied (the bench line) */
+  uint64_t caught_reads[SIM_READERS], caught_entries[SIM_READERS];
   uint8_t pk[32];         /* the organizer's signing key */
   struct method_sigs sigs;
 };

@@ -59,6 +59,16 @@ check "planted bug no-heard-check: the sweep fails" test $? -eq 1
 check "gates take signatures the lane thread checked ahead" \
   grep -Eq "checked ahead and a gate took: [1-9]" "$TMP/pre"
 check "and the run is the one without them" cmp <(grep -v '^bench:' "$TMP/pre") "$TMP/pre1"
+# The bench line on reads: every verdict is one verify that read its gate's
+# ledger, and the entries the festival's reads applied are among those the
+# whole run applied by reads (the checks settle the rest).
+verdicts=$(sed -n 's/^verdicts \([0-9]*\) answered, \([0-9]*\) unanswered.*/\1 \2/p' "$TMP/pre")
+read -r rv cv rp cp ro co < <(sed -n 's/^bench: reads of a ledger.*verifies \([0-9]*\) (\([0-9]*\)), provisional prunes \([0-9]*\) (\([0-9]*\)), a gate.s own entries \([0-9]*\) (\([0-9]*\))$/\1 \2 \3 \4 \5 \6/p' "$TMP/pre")
+byreads=$(sed -n 's/.*by reads \([0-9]*\)$/\1/p' "$TMP/pre")
+check "bench: one verify read per verdict" test "${rv:-x}" = "$(( ${verdicts% *} + ${verdicts#* } ))"
+check "bench: the festival's reads applied entries, no more than all reads did" \
+  test "$(( ${cv:-0} + ${cp:-0} + ${co:-0} ))" -gt 0 -a "$(( ${cv:-0} + ${cp:-0} + ${co:-0} ))" -le "${byreads:-0}"
+check "bench: own entries were read, and prunes ran (the scenario splits)" test "${ro:-0}" -gt 0 -a "${rp:-0}" -gt 0
 # As root the ledgers go on a tmpfs of the simulator's own, in 2 MiB pages,
 # which nothing outside the process sees.
 if [ "$(id -u)" = 0 ]; then
