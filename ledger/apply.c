@@ -354,20 +354,87 @@ static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger
   return audit_append(l, txn, &a);
 }
 
+/* A strict redeem (not a provisional admission) keeps its request id with
+ * its ticket rather than in the dedup table: when it admits, the ticket's
+ * used_rid_hash names it; when it is refused, its result goes to the dedup
+ * table and the ticket says so (rids_kept). A repeat is then found by the
+ * ticket read the redeem makes anyway, and the common case, a fresh
+ * admission, neither looks up nor writes a request id of its own. */
+static bool strict_redeem(const struct ledger_cmd *c) {
+  return c->op == LEDGER_OP_REDEEM && c->u.redeem.p_seq == 0;
+}
+
+/* The dedup key of an admission whose use an override reset: a zero byte
+ * (no request id has one) and its request id's hash. */
+static void reset_key(uint8_t key[LEDGER_RESET_KEY], uint64_t h) {
+  key[0] = 0;
+  be64(key + 1, h);
+}
+
+void ledger__admitted_result(const struct ledger_ticket *t, struct ledger_result *res) {
+  memset(res, 0, sizeof *res);
+  res->decided_ms = t->used_ms;
+  memcpy(res->id, t->id, sizeof res->id);
+  res->version = t->version;
+}
+
+int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
+                        const struct ledger_ticket *t, struct ledger_result *res) {
+  uint64_t h = rid_hash(rid);
+  if (h == 0)
+    return GM_ENOTFOUND;
+  if (t != NULL && t->used_rid_hash == h && t->used_pseq == 0 &&
+      strcmp(t->used_method, "override") != 0) {
+    ledger__admitted_result(t, res);
+    return 0;
+  }
+  if (t != NULL && !t->rids_kept)
+    return GM_ENOTFOUND;
+  MDB_val v;
+  int rc = ledger__get(txn, l->dbi[LEDGER_T_DEDUP], rid, strlen(rid), &v);
+  if (rc == GM_ENOTFOUND && t != NULL) {
+    uint8_t key[LEDGER_RESET_KEY];
+    reset_key(key, h);
+    rc = ledger__get(txn, l->dbi[LEDGER_T_DEDUP], key, sizeof key, &v);
+  }
+  if (rc != 0)
+    return rc;
+  rc = ledger__result_dec(v.mv_data, v.mv_size, res);
+  if (rc != 0)
+    res->rc = rc;
+  return 0;
+}
+
+static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        const struct ledger_result *res);
+
 static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         struct ledger_result *res) {
   const char *tid = c->u.redeem.ticket_id;
   const char *method = c->u.redeem.method;
   struct ledger_ticket t;
   int reason = LEDGER_REASON_NONE;
+  bool strict = strict_redeem(c), have = false;
   int rc = ledger__ticket_read(txn, l, tid, &t);
-  if (rc == GM_ENOTFOUND) {
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
+  have = rc == 0;
+  if (strict && c->rid[0]) {
+    struct ledger_result first;
+    int src = ledger__redeem_seen(l, txn, c->rid, have ? &t : NULL, &first);
+    if (src == 0) {
+      *res = first;
+      res->duplicate = true;
+      return 0;
+    }
+    if (src != GM_ENOTFOUND)
+      return src;
+  }
+  if (!have) {
     reason = LEDGER_REASON_UNKNOWN_CREDENTIAL;
     goto verdict;
   }
-  if (rc != 0)
-    return rc;
-  if (c->u.redeem.p_seq > 0)
+  if (!strict)
     return apply_provisional(l, txn, c, &t, res);
   bool enabled;
   if ((rc = method_enabled(l, txn, method, &enabled)) != 0)
@@ -443,6 +510,17 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
 verdict:
   res->reason = reason;
   res->version = t.version;
+  if (reason != LEDGER_REASON_NONE && c->rid[0]) {
+    /* A refusal is remembered under its request id, and the ticket says
+     * that one of its requests is there. */
+    if (have && !t.rids_kept) {
+      t.rids_kept = true;
+      if ((rc = ticket_put(l, txn, &t)) != 0)
+        return rc;
+    }
+    if ((rc = dedup_record(l, txn, c, res)) != 0)
+      return rc;
+  }
   struct ledger_audit a;
   audit_fill(&a, c, method, tid, "verify", reason == LEDGER_REASON_NONE ? "admitted" : "denied",
              ledger_reason_str(reason));
@@ -543,6 +621,24 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
     t.used_rid_hash = rid_hash(c->rid);
     t.used_origin = t.used_pseq = 0;
   } else {
+    /* The use's request id leaves the ticket; a strict redeem's goes to the
+     * dedup table, so that a repeat of it still gets its first answer. */
+    if (used && t.used_rid_hash != 0 && t.used_pseq == 0 &&
+        strcmp(t.used_method, "override") != 0) {
+      struct ledger_result first;
+      ledger__admitted_result(&t, &first);
+      uint8_t key[LEDGER_RESET_KEY], tkey[8 + LEDGER_RESET_KEY];
+      reset_key(key, t.used_rid_hash);
+      mpk_w_reset(&l->w);
+      ledger__result_enc(&l->w, &first);
+      if ((rc = put_rec(l, txn, LEDGER_T_DEDUP, key, sizeof key)) != 0)
+        return rc;
+      be64(tkey, (uint64_t)t.used_ms);
+      memcpy(tkey + 8, key, sizeof key);
+      if ((rc = ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], tkey, sizeof tkey, "", 0)) != 0)
+        return rc;
+      t.rids_kept = true;
+    }
     t.status = t.version > 1 ? LEDGER_TICKET_TRANSFERRED : LEDGER_TICKET_CREATED;
     t.used_rid_hash = t.used_origin = t.used_pseq = 0;
     t.denied = false; /* a supervisor's decision lifts the deny-list */
@@ -866,7 +962,8 @@ static int apply_one(struct ledger *l, MDB_txn *txn, struct gm_slice cmd,
     return rc == GM_ENOMEM ? rc : 0;
   }
   res->decided_ms = c.ts_ms;
-  if (c.rid[0]) {
+  bool by_ticket = strict_redeem(&c);
+  if (c.rid[0] && !by_ticket) {
     MDB_val v;
     rc = ledger__get(txn, l->dbi[LEDGER_T_DEDUP], c.rid, strlen(c.rid), &v);
     if (rc == 0) {
@@ -880,12 +977,15 @@ static int apply_one(struct ledger *l, MDB_txn *txn, struct gm_slice cmd,
       goto out;
   }
   rc = dispatch(l, txn, &c, res);
+  if (res->duplicate)
+    goto out; /* a strict redeem's repeat: res is its first result */
   res->rc = rc;
   if (storage_failure(rc))
     goto out;
   /* A refused command is remembered under its rid too, so a retry gets the
-   * same answer rather than a different one after the state moved on. */
-  if (c.rid[0] && (rc = dedup_record(l, txn, &c, res)) != 0)
+   * same answer rather than a different one after the state moved on (a
+   * strict redeem's refusal was recorded by apply_redeem). */
+  if (c.rid[0] && (!by_ticket || rc != 0) && (rc = dedup_record(l, txn, &c, res)) != 0)
     goto out;
   if (c.ts_ms > *batch_ts)
     *batch_ts = c.ts_ms;

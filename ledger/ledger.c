@@ -420,6 +420,15 @@ int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result
   return rc != 0 ? rc : ledger__result_dec(v.mv_data, v.mv_size, out);
 }
 
+int ledger_redeem_get(struct ledger_rd *rd, const char *ticket_id, const char *rid,
+                      struct ledger_result *out) {
+  struct ledger_ticket t;
+  int rc = ledger__ticket_read(rd->txn, rd->l, ticket_id, &t);
+  if (rc != 0 && rc != GM_ENOTFOUND)
+    return rc;
+  return ledger__redeem_seen(rd->l, rd->txn, rid, rc == 0 ? &t : NULL, out);
+}
+
 static int count_table(struct ledger_rd *rd, int t, uint64_t *out) {
   MDB_stat st;
   int rc = ledger__mdb_err(mdb_stat(rd->txn, rd->l->dbi[t], &st));

@@ -143,7 +143,14 @@ int ledger_key_each(struct ledger_rd *rd, int (*fn)(void *arg, const struct ledg
                     void *arg);
 /* 1 enabled, 0 disabled, GM_ENOTFOUND when never toggled (config decides). */
 int ledger_method_flag(struct ledger_rd *rd, const char *method);
+/* The result the command with request id `rid` got, from the dedup table:
+ * every command but a strict redeem that admitted, which its ticket
+ * remembers instead (ledger_redeem_get). GM_ENOTFOUND when none is known. */
 int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result *out);
+/* The result the strict redeem of ticket_id with request id `rid` got, an
+ * admission or a refusal; GM_ENOTFOUND when none is known. */
+int ledger_redeem_get(struct ledger_rd *rd, const char *ticket_id, const char *rid,
+                      struct ledger_result *out);
 int ledger_user_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_incident_count(struct ledger_rd *rd, uint64_t *out);

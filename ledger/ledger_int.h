@@ -83,6 +83,16 @@ int ledger__del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen);
 /* method\0id, returns length; out must hold LEDGER_METHOD_MAX+LEDGER_ID_MAX+2. */
 size_t ledger__cred_key(char *out, const char *method, const char *id);
 
+/* The dedup key of a reset admission's request id: a zero byte, then the
+ * id's hash (see apply.c). */
+#define LEDGER_RESET_KEY 9
+/* The result the admission that used t had. */
+void ledger__admitted_result(const struct ledger_ticket *t, struct ledger_result *res);
+/* The first result of the strict redeem with this request id on ticket t
+ * (NULL: the ticket does not exist): 0 and *res, or GM_ENOTFOUND. */
+int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
+                        const struct ledger_ticket *t, struct ledger_result *res);
+
 int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
                         struct ledger_ticket *t);
 /* event\0zone (zones), ticket\0gate (receipts): returns the length. */

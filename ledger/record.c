@@ -111,7 +111,8 @@ int ledger__event_dec(const void *p, size_t n, struct ledger_event *e) {
 }
 
 void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
-  mpk_map(w, 12 + (t->used_rid_hash != 0) + 2 * (t->used_pseq != 0) + t->denied);
+  mpk_map(w, 12 + (t->used_rid_hash != 0) + 2 * (t->used_pseq != 0) + t->denied +
+                 t->rids_kept);
   mpk_kv_str(w, "id", t->id);
   mpk_kv_str(w, "ev", t->event_id);
   mpk_kv_str(w, "h", t->holder);
@@ -132,6 +133,8 @@ void ledger__ticket_enc(struct mpk_w *w, const struct ledger_ticket *t) {
   }
   if (t->denied)
     mpk_kv_bool(w, "dl", true);
+  if (t->rids_kept)
+    mpk_kv_bool(w, "rk", true);
 }
 
 static int rd_u64(struct mpk_rd *r, uint64_t *v) {
@@ -162,6 +165,7 @@ int ledger__ticket_dec(const void *p, size_t n, struct ledger_ticket *t) {
     REC_OPT("po", rd_u64(&r, &t->used_origin))
     REC_OPT("ps", rd_u64(&r, &t->used_pseq))
     REC_OPT("dl", mpk_rd_bool(&r, &t->denied))
+    REC_OPT("rk", mpk_rd_bool(&r, &t->rids_kept))
   REC_END(12)
   t->status = (int)st;
   t->last_nonce = (uint64_t)nonce;

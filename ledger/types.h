@@ -140,6 +140,11 @@ struct ledger_ticket {
   uint64_t used_origin;
   uint64_t used_pseq;
   bool denied; /* deny-listed after a double entry: every later scan is refused */
+  /* A redeem that admitted is remembered by the ticket (used_rid_hash), not
+   * in the dedup table; true once a refused redeem of this ticket, or a use
+   * an override reset, was written to the dedup table, where a later redeem
+   * of the ticket then looks for its request id. */
+  bool rids_kept;
 };
 
 /* One issued credential: a QR binding, a pass, an NFC tag, ... */

@@ -209,6 +209,21 @@ static bool rate_ok(struct node *n, const char *ip) {
   return true;
 }
 
+/* The verdict a retried verify (same idempotency key) got the first time. */
+static void reply_first(struct api_req *ar, const char *method, const char *gate,
+                        const struct ledger_result *first) {
+  struct verify_state st = {0};
+  strncpy(st.method, method, LEDGER_METHOD_MAX);
+  strcpy(st.gate, gate);
+  memcpy(st.ticket_id, first->id, sizeof st.ticket_id);
+  if (first->rc != 0)
+    api_error(ar, first->rc, NULL);
+  else
+    reply_verdict(ar, &st, first->reason, first->decided_ms,
+                  first->has_first_use ? &first->first_use : NULL, false);
+  api_done(ar);
+}
+
 static void verify_common(struct api_req *ar, const char *method, json_t *presented,
                           const char *gate, const char *hint) {
   struct node *n = ar->node;
@@ -234,19 +249,17 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
     /* A retry of a verify whose reply was lost: the first verdict stands,
      * even though the ticket now reads as used. */
     node_env_end(&env);
-    struct verify_state st = {0};
-    strncpy(st.method, method, LEDGER_METHOD_MAX);
-    strcpy(st.gate, gate);
-    memcpy(st.ticket_id, first.id, sizeof st.ticket_id);
-    if (first.rc != 0)
-      api_error(ar, first.rc, NULL);
-    else
-      reply_verdict(ar, &st, first.reason, first.decided_ms,
-                    first.has_first_use ? &first.first_use : NULL, false);
-    return api_done(ar);
+    return reply_first(ar, method, gate, &first);
   }
   struct verify_outcome out;
   rc = verify_service_check(&env, method, presented, hint, &out);
+  /* A retry of a verify that admitted: its ticket, not the dedup table,
+   * remembers the request. */
+  if (rc == 0 && !out.propose && ar->has_idem_key && out.claim.ticket_id[0] != 0 &&
+      ledger_redeem_get(env.rd, out.claim.ticket_id, ar->rid, &first) == 0) {
+    node_env_end(&env);
+    return reply_first(ar, method, gate, &first);
+  }
   /* In a cluster the event's offline policy for the ticket's tier decides
    * what happens when no leader answers. */
   struct pv_policy pol;

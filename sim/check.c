@@ -248,7 +248,9 @@ unsigned sim_check(struct world *w, FILE *out) {
       struct ledger_cmd c;
       struct ledger_result r;
       if (ledger_cmd_decode(w->cmds[i], w->cmd_len[i], &c) == 0 &&
-          ledger_dedup_get(rd, c.rid, &r) == 0)
+          (ledger_dedup_get(rd, c.rid, &r) == 0 ||
+           (c.op == LEDGER_OP_REDEEM && c.u.redeem.p_seq == 0 &&
+            ledger_redeem_get(rd, c.u.redeem.ticket_id, c.rid, &r) == 0)))
         sl[k++] = (struct gm_slice){w->cmds[i], w->cmd_len[i]};
     }
     ledger_rd_end(rd);

@@ -80,6 +80,103 @@ Test(ledger, redeem_retry_with_same_rid_returns_first_result) {
   cr_assert_eq(r.reason, LEDGER_REASON_NONE, "a retry must not turn into already_used");
 }
 
+static int count_audit(void *arg, const struct ledger_audit *a) {
+  (void)a;
+  (*(int *)arg)++;
+  return 0;
+}
+
+static int audit_rows(struct ledger *g) {
+  struct ledger_rd *rd;
+  int n = 0;
+  struct ledger_audit_filter f;
+  memset(&f, 0, sizeof f);
+  cr_assert_eq(ledger_rd_begin(g, &rd), 0);
+  cr_assert_eq(ledger_audit_scan(rd, &f, count_audit, &n), 0);
+  ledger_rd_end(rd);
+  return n;
+}
+
+/* A strict redeem that admits is remembered by its ticket, not by the
+ * dedup table; a refused one by the dedup table, and the ticket says so.
+ * Every repeat gets its first answer and writes nothing, also after an
+ * override reset the use and after the ticket was revoked. */
+Test(ledger, a_strict_redeem_is_remembered_by_its_ticket) {
+  cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
+  cr_assert_eq(th_ticket(l, "e1", "t2"), 0);
+  struct ledger_result r;
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  struct ledger_rd *rd;
+  struct ledger_ticket t;
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_dedup_get(rd, "r1", &r), GM_ENOTFOUND, "an admission skips the dedup table");
+  cr_assert_eq(ledger_redeem_get(rd, "t1", "r1", &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(r.decided_ms, 5000);
+  cr_assert_str_eq(r.id, "t1");
+  cr_assert_eq(ledger_redeem_get(rd, "t2", "r1", &r), GM_ENOTFOUND, "another ticket's request");
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0);
+  cr_assert(!t.rids_kept);
+  ledger_rd_end(rd);
+  int rows = audit_rows(l);
+
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert(r.duplicate);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(r.decided_ms, 5000);
+  cr_assert_eq(audit_rows(l), rows, "a repeat writes nothing");
+
+  /* A refusal: in the dedup table, and the ticket knows. */
+  cr_assert_eq(th_redeem(l, "r2", "t1", "south", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_dedup_get(rd, "r2", &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+  cr_assert_eq(ledger_ticket_get(rd, "t1", &t), 0);
+  cr_assert(t.rids_kept);
+  ledger_rd_end(rd);
+  rows = audit_rows(l);
+
+  /* The ticket is revoked: each repeat still gets its first answer. */
+  struct ledger_cmd c;
+  th_cmd(&c, LEDGER_OP_TICKET_REVOKE, "rv", 6000);
+  strcpy(c.u.revoke.ticket_id, "t1");
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  rows = audit_rows(l);
+  cr_assert_eq(th_redeem(l, "r2", "t1", "south", 1, 0, &r), 0);
+  cr_assert(r.duplicate);
+  cr_assert_eq(r.reason, LEDGER_REASON_ALREADY_USED);
+  cr_assert_eq(th_redeem(l, "r1", "t1", "north", 1, 0, &r), 0);
+  cr_assert(r.duplicate);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(audit_rows(l), rows);
+
+  /* An override resets t2's use: the use's request keeps its answer, and
+   * does not admit the ticket again. */
+  cr_assert_eq(th_redeem(l, "r3", "t2", "north", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  th_cmd(&c, LEDGER_OP_OVERRIDE, "ov", 7000);
+  strcpy(c.u.override.ticket_id, "t2");
+  c.u.override.action = LEDGER_OVERRIDE_RESET;
+  strcpy(c.u.override.reason, "left by mistake");
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(th_redeem(l, "r3", "t2", "north", 1, 0, &r), 0);
+  cr_assert(r.duplicate);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert_eq(r.decided_ms, 5000);
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_ticket_get(rd, "t2", &t), 0);
+  cr_assert_eq(t.status, LEDGER_TICKET_CREATED, "the repeat admitted nobody");
+  cr_assert_eq(ledger_redeem_get(rd, "t2", "r3", &r), 0);
+  ledger_rd_end(rd);
+  cr_assert_eq(th_redeem(l, "r4", "t2", "north", 1, 0, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE, "a new request admits the reset ticket");
+  cr_assert(!r.duplicate);
+}
+
 Test(ledger, redeem_checks_version_revocation_and_nonce) {
   cr_assert_eq(th_ticket(l, "e1", "t1"), 0);
   cr_assert_eq(th_ticket(l, "e1", "t2"), 0);
