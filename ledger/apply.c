@@ -371,6 +371,11 @@ static void reset_key(uint8_t key[LEDGER_RESET_KEY], uint64_t h) {
   be64(key + 1, h);
 }
 
+/* The ticket's use was a strict redeem's, named by its request id's hash. */
+static bool strict_use(const struct ledger_ticket *t) {
+  return t->used_rid_hash != 0 && t->used_pseq == 0 && strcmp(t->used_method, "override") != 0;
+}
+
 void ledger__admitted_result(const struct ledger_ticket *t, struct ledger_result *res) {
   memset(res, 0, sizeof *res);
   res->decided_ms = t->used_ms;
@@ -378,13 +383,12 @@ void ledger__admitted_result(const struct ledger_ticket *t, struct ledger_result
   res->version = t->version;
 }
 
-int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
-                        const struct ledger_ticket *t, struct ledger_result *res) {
-  uint64_t h = rid_hash(rid);
+/* ledger__redeem_seen with the request id's hash h already made. */
+static int redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid, uint64_t h,
+                       const struct ledger_ticket *t, struct ledger_result *res) {
   if (h == 0)
     return GM_ENOTFOUND;
-  if (t != NULL && t->used_rid_hash == h && t->used_pseq == 0 &&
-      strcmp(t->used_method, "override") != 0) {
+  if (t != NULL && strict_use(t) && t->used_rid_hash == h) {
     ledger__admitted_result(t, res);
     return 0;
   }
@@ -405,6 +409,13 @@ int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
   return 0;
 }
 
+int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
+                        const struct ledger_ticket *t, struct ledger_result *res) {
+  return redeem_seen(l, txn, rid, rid_hash(rid), t, res);
+}
+
+static int dedup_put(struct ledger *l, MDB_txn *txn, const void *key, size_t klen, int64_t ts_ms,
+                     const struct ledger_result *res);
 static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         const struct ledger_result *res);
 
@@ -414,14 +425,15 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
   const char *method = c->u.redeem.method;
   struct ledger_ticket t;
   int reason = LEDGER_REASON_NONE;
-  bool strict = strict_redeem(c), have = false;
+  bool strict = strict_redeem(c);
   int rc = ledger__ticket_read(txn, l, tid, &t);
   if (rc != 0 && rc != GM_ENOTFOUND)
     return rc;
-  have = rc == 0;
-  if (strict && c->rid[0]) {
+  bool have = rc == 0;
+  uint64_t h = strict ? rid_hash(c->rid) : 0;
+  if (h != 0) {
     struct ledger_result first;
-    int src = ledger__redeem_seen(l, txn, c->rid, have ? &t : NULL, &first);
+    int src = redeem_seen(l, txn, c->rid, h, have ? &t : NULL, &first);
     if (src == 0) {
       *res = first;
       res->duplicate = true;
@@ -502,7 +514,7 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     memcpy(t.used_gate, c->gate, sizeof t.used_gate);
     memcpy(t.used_method, method, sizeof t.used_method);
     memcpy(t.used_cred, c->u.redeem.cred_id, sizeof t.used_cred);
-    t.used_rid_hash = rid_hash(c->rid);
+    t.used_rid_hash = h;
     if ((rc = ticket_put(l, txn, &t)) != 0)
       return rc;
   }
@@ -623,19 +635,12 @@ static int apply_override(struct ledger *l, MDB_txn *txn, const struct ledger_cm
   } else {
     /* The use's request id leaves the ticket; a strict redeem's goes to the
      * dedup table, so that a repeat of it still gets its first answer. */
-    if (used && t.used_rid_hash != 0 && t.used_pseq == 0 &&
-        strcmp(t.used_method, "override") != 0) {
+    if (used && strict_use(&t)) {
       struct ledger_result first;
       ledger__admitted_result(&t, &first);
-      uint8_t key[LEDGER_RESET_KEY], tkey[8 + LEDGER_RESET_KEY];
+      uint8_t key[LEDGER_RESET_KEY];
       reset_key(key, t.used_rid_hash);
-      mpk_w_reset(&l->w);
-      ledger__result_enc(&l->w, &first);
-      if ((rc = put_rec(l, txn, LEDGER_T_DEDUP, key, sizeof key)) != 0)
-        return rc;
-      be64(tkey, (uint64_t)t.used_ms);
-      memcpy(tkey + 8, key, sizeof key);
-      if ((rc = ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], tkey, sizeof tkey, "", 0)) != 0)
+      if ((rc = dedup_put(l, txn, key, sizeof key, t.used_ms, &first)) != 0)
         return rc;
       t.rids_kept = true;
     }
@@ -915,18 +920,24 @@ static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t ma
   return rc;
 }
 
-static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
-                        const struct ledger_result *res) {
-  size_t rl = strlen(c->rid);
+/* A result under its dedup key, and the key in the time index that expires
+ * it after LEDGER_DEDUP_TTL_MS from ts_ms. */
+static int dedup_put(struct ledger *l, MDB_txn *txn, const void *key, size_t klen, int64_t ts_ms,
+                     const struct ledger_result *res) {
   mpk_w_reset(&l->w);
   ledger__result_enc(&l->w, res);
-  int rc = put_rec(l, txn, LEDGER_T_DEDUP, c->rid, rl);
+  int rc = put_rec(l, txn, LEDGER_T_DEDUP, key, klen);
   if (rc != 0)
     return rc;
-  uint8_t key[8 + LEDGER_RID_MAX];
-  be64(key, (uint64_t)c->ts_ms);
-  memcpy(key + 8, c->rid, rl);
-  return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], key, 8 + rl, "", 0);
+  uint8_t tkey[8 + LEDGER_RID_MAX];
+  be64(tkey, (uint64_t)ts_ms);
+  memcpy(tkey + 8, key, klen);
+  return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], tkey, 8 + klen, "", 0);
+}
+
+static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        const struct ledger_result *res) {
+  return dedup_put(l, txn, c->rid, strlen(c->rid), c->ts_ms, res);
 }
 
 static int audit_seq_load(struct ledger *l, MDB_txn *txn) {

@@ -97,6 +97,18 @@ static int audit_rows(struct ledger *g) {
   return n;
 }
 
+/* A supervisor's override that resets the ticket's use. */
+static void reset_use(const char *ticket, int64_t ts_ms, const char *reason) {
+  struct ledger_cmd c;
+  struct ledger_result r;
+  th_cmd(&c, LEDGER_OP_OVERRIDE, "ov", ts_ms);
+  strcpy(c.u.override.ticket_id, ticket);
+  c.u.override.action = LEDGER_OVERRIDE_RESET;
+  strcpy(c.u.override.reason, reason);
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+}
+
 /* A strict redeem that admits is remembered by its ticket, not by the
  * dedup table; a refused one by the dedup table, and the ticket says so.
  * Every repeat gets its first answer and writes nothing, also after an
@@ -157,12 +169,7 @@ Test(ledger, a_strict_redeem_is_remembered_by_its_ticket) {
    * does not admit the ticket again. */
   cr_assert_eq(th_redeem(l, "r3", "t2", "north", 1, 0, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_NONE);
-  th_cmd(&c, LEDGER_OP_OVERRIDE, "ov", 7000);
-  strcpy(c.u.override.ticket_id, "t2");
-  c.u.override.action = LEDGER_OVERRIDE_RESET;
-  strcpy(c.u.override.reason, "left by mistake");
-  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
-  cr_assert_eq(r.rc, 0);
+  reset_use("t2", 7000, "left by mistake");
   cr_assert_eq(th_redeem(l, "r3", "t2", "north", 1, 0, &r), 0);
   cr_assert(r.duplicate);
   cr_assert_eq(r.reason, LEDGER_REASON_NONE);
@@ -217,12 +224,7 @@ Test(ledger, redeem_checks_version_revocation_and_nonce) {
   cr_assert_eq(th_redeem(l, "r8", "t1", "g", 1, 101, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
   /* An override that resets the admission does not reopen old steps. */
-  th_cmd(&c, LEDGER_OP_OVERRIDE, "ov", 6000);
-  strcpy(c.u.override.ticket_id, "t1");
-  c.u.override.action = LEDGER_OVERRIDE_RESET;
-  strcpy(c.u.override.reason, "scanner fault");
-  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
-  cr_assert_eq(r.rc, 0);
+  reset_use("t1", 6000, "scanner fault");
   cr_assert_eq(th_redeem(l, "r9", "t1", "g", 1, 101, &r), 0);
   cr_assert_eq(r.reason, LEDGER_REASON_REPLAYED);
   cr_assert_eq(th_redeem(l, "r10", "t1", "g", 1, 102, &r), 0);
