@@ -51,7 +51,7 @@ EOF
   CF=(-O2 -g -fno-omit-frame-pointer -fPIC -shared -DNDEBUG)
   L="$W/src/lmdb/libraries/liblmdb"
   gcc "${CF[@]}" -pthread -Wl,-soname,liblmdb.so.0 -o "$W/lib/liblmdb.so.0" "$L/mdb.c" "$L/midl.c"
-  # Only libraft's core: gatesim drives it through its own raft_io.
+  # Without the uv backend: gatesim drives the core through raft_step.
   RAFT_SRC=()
   for f in "$W"/src/raft/src/*.c; do [[ ${f##*/} == uv* ]] || RAFT_SRC+=("$f"); done
   gcc "${CF[@]}" -I"$W/src/raft/include" -Wl,-soname,libraft.so.0 -o "$W/lib/libraft.so.0" \

@@ -49,9 +49,6 @@ struct pbatch {
   uint64_t token;
   struct qitem *items;
   size_t n;
-  struct raft_apply apply;
-  struct gate *g;
-  bool applied;
 };
 
 /* Messages between gates that are not Raft's. */
@@ -253,7 +250,7 @@ static void leave_partition(struct gate *g) { g->partition_mode = false; }
 #define LEADER_CONTACT_MS 2500
 
 static uint64_t leader_of(struct gate *g) {
-  if (g->raft == NULL || g->closing)
+  if (g->raft == NULL)
     return 0;
   raft_id id = 0;
   const char *addr = NULL;
@@ -310,20 +307,24 @@ static void submit(struct gate *g, const struct ledger_cmd *c, uint64_t req) {
   mpk_w_free(&mw);
 }
 
-static void on_apply_done(struct raft_apply *a, int status, void *result) {
-  (void)status, (void)result;
-  struct pbatch *b = a->data;
-  struct gate *g = b->g;
-  for (struct pbatch **pp = &g->batches; *pp; pp = &(*pp)->next)
-    if (*pp == b) {
-      *pp = b->next;
-      break;
-    }
+static void pbatch_free(struct pbatch *b) {
   for (size_t i = 0; i < b->n; i++)
     free(b->items[i].cmd);
   free(b->items);
   free(b);
 }
+
+/* No longer the leader (or down): what it proposed and has not seen applied
+ * gets no answer from here; the requesters' deadlines decide. */
+static void drop_batches(struct gate *g) {
+  while (g->batches) {
+    struct pbatch *b = g->batches;
+    g->batches = b->next;
+    pbatch_free(b);
+  }
+}
+
+static void on_lost_leadership(void *arg) { drop_batches(arg); }
 
 static void on_result(struct gate *g, uint64_t reqid, const struct ledger_result *res);
 
@@ -331,9 +332,10 @@ static void on_applied(void *arg, uint64_t index, uint64_t token, const struct l
                        size_t n) {
   (void)index;
   struct gate *g = arg;
-  for (struct pbatch *b = g->batches; b; b = b->next)
-    if (b->token == token && !b->applied && b->n == n) {
-      b->applied = true;
+  for (struct pbatch **pp = &g->batches; *pp; pp = &(*pp)->next)
+    if ((*pp)->token == token && (*pp)->n == n) {
+      struct pbatch *b = *pp;
+      *pp = b->next;
       for (size_t i = 0; i < n; i++) {
         struct qitem *it = &b->items[i];
         if (it->from == g->idx) {
@@ -345,6 +347,7 @@ static void on_applied(void *arg, uint64_t index, uint64_t token, const struct l
           send_msg(g->w, m);
         }
       }
+      pbatch_free(b);
       return;
     }
 }
@@ -352,7 +355,7 @@ static void on_applied(void *arg, uint64_t index, uint64_t token, const struct l
 static void propose(struct gate *g) {
   if (g->n_queue == 0)
     return;
-  if (g->raft == NULL || g->closing || raft_state(g->raft) != RAFT_LEADER) {
+  if (g->raft == NULL || raft_state(g->raft) != RAFT_LEADER) {
     /* No longer the leader: the requesters' deadlines take over. */
     for (size_t i = 0; i < g->n_queue; i++)
       free(g->queue[i].cmd);
@@ -367,7 +370,7 @@ static void propose(struct gate *g) {
     bytes += g->queue[i].len;
   }
   size_t size = entry_size(n, bytes);
-  void *buf = raft_malloc(size);
+  void *buf = malloc(size);
   struct entry_hdr h = {.count = (uint32_t)n, .origin = g->id, .token = ++g->next_token};
   entry_encode(buf, &h, sl, n);
   free(sl);
@@ -376,19 +379,13 @@ static void propose(struct gate *g) {
   memcpy(b->items, g->queue, n * sizeof *b->items);
   b->n = n;
   b->token = h.token;
-  b->g = g;
-  b->apply.data = b;
-  struct raft_buffer rb = {.base = buf, .len = size};
-  if (raft_apply(g->raft, &b->apply, &rb, 1, on_apply_done) != 0) {
-    raft_free(buf);
-    for (size_t i = 0; i < n; i++)
-      free(b->items[i].cmd);
-    free(b->items);
-    free(b);
+  if (simio_submit(&g->io, buf, size) != 0) {
+    pbatch_free(b);
   } else {
     b->next = g->batches;
     g->batches = b;
   }
+  free(buf);
   memmove(g->queue, g->queue + n, (g->n_queue - n) * sizeof *g->queue);
   g->n_queue -= n;
   if (g->n_queue > 0)
@@ -569,7 +566,7 @@ static void prune(struct gate *g) {
    * the store holds some, and only when the log moved on or records came
    * in since the last read (a read applies the entries queued for it). */
   size_t kept = prov_count(g->prov);
-  uint64_t applied = raft_last_applied(g->raft);
+  uint64_t applied = g->io.applied;
   if (kept <= g->n_own || (applied == g->prune_applied && kept <= g->prune_kept))
     return;
   struct ledger_rd *rd;
@@ -666,7 +663,7 @@ static void gate_on_msg(struct gate *g, struct msg *m) {
   struct world *w = g->w;
   switch (m->type) {
   case M_FWD:
-    if (g->raft != NULL && !g->closing && raft_state(g->raft) == RAFT_LEADER) {
+    if (g->raft != NULL && raft_state(g->raft) == RAFT_LEADER) {
       uint8_t *copy = m->bytes;
       m->bytes = NULL;
       leader_enqueue(g, copy, m->len, m->from, m->req);
@@ -750,15 +747,13 @@ static int gate_catch_up(struct gate *g, enum sim_reader who) {
   return rc;
 }
 
-/* libraft's apply: an entry this gate proposed applies now (its results
+/* A committed entry: one this gate proposed applies now (its results
  * answer requests); any other waits on the gate's lane (lane.h). */
-static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result) {
-  struct gate *g = rf->data;
-  *result = NULL;
-  uint64_t index = raft_last_applied(g->raft) + 1;
+static int raft_apply_entry(void *arg, raft_index index, const void *buf, size_t len) {
+  struct gate *g = arg;
   struct entry_hdr h;
-  if (entry_decode(buf->base, buf->len, &h, NULL, 0) != 0 || h.origin != g->id) {
-    lane_push(g->w->lane, g->idx, index, buf->base, buf->len);
+  if (entry_decode(buf, len, &h, NULL, 0) != 0 || h.origin != g->id) {
+    lane_push(g->w->lane, g->idx, index, buf, len);
     return 0;
   }
   /* The queue first (log order), then this one joins the gate's open
@@ -766,45 +761,18 @@ static int lazy_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
    * this thread). */
   if (gate_catch_up(g, SIM_READ_OWN) != 0)
     return RAFT_IOERR;
-  return gm_fsm_apply_at(&g->fsm, index, buf->base, buf->len);
+  return gm_fsm_apply_at(&g->fsm, index, buf, len);
 }
 
-static int lazy_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
-  struct gate *g = rf->data;
-  return gate_settle(g) != 0 ? RAFT_IOERR : g->fsm.fsm.snapshot(&g->fsm.fsm, bufs, n);
-}
-
-static int lazy_restore(struct raft_fsm *rf, struct raft_buffer *buf) {
-  struct gate *g = rf->data;
-  return gate_settle(g) != 0 ? RAFT_IOERR : g->fsm.fsm.restore(&g->fsm.fsm, buf);
-}
-
-static int lazy_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
-  struct gate *g = rf->data;
-  return g->fsm.fsm.snapshot_async(&g->fsm.fsm, bufs, n);
-}
-
-static int lazy_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n) {
-  struct gate *g = rf->data;
-  return g->fsm.fsm.snapshot_finalize(&g->fsm.fsm, bufs, n);
-}
-
+/* A new core, without a raft_io: simio drives it (simio.h). */
 static int raft_up(struct gate *g) {
   struct world *w = g->w;
   g->raft = calloc(1, sizeof *g->raft);
-  if (gm_fsm_init(&g->fsm, g->ledger, g->id) != 0)
+  if (g->raft == NULL || gm_fsm_init(&g->fsm, g->ledger, g->id) != 0)
     return GM_ENOMEM;
-  g->fsm.raft = g->raft;
   g->fsm.on_applied = on_applied;
   g->fsm.arg = g;
-  g->lazy = g->fsm.fsm;
-  g->lazy.data = g;
-  g->lazy.apply = lazy_apply;
-  g->lazy.snapshot = lazy_snapshot;
-  g->lazy.snapshot_async = lazy_snapshot_async;
-  g->lazy.snapshot_finalize = lazy_snapshot_finalize;
-  g->lazy.restore = lazy_restore;
-  int rc = raft_init(g->raft, &g->io.io, &g->lazy, g->id, g->io.address);
+  int rc = raft_init(g->raft, NULL, NULL, g->id, g->io.address);
   if (rc != 0)
     return GM_EIO;
   /* libraft formats every diagnostic for a tracer that is not NULL, even
@@ -812,7 +780,6 @@ static int raft_up(struct gate *g) {
   g->raft->tracer = NULL;
   raft_set_election_timeout(g->raft, w->cfg.election_ms);
   raft_set_heartbeat_timeout(g->raft, w->cfg.heartbeat_ms);
-  raft_set_snapshot_threshold(g->raft, 1u << 30);
   raft_seed(g->raft, (unsigned)sim_rand(&w->s.rng));
   return 0;
 }
@@ -867,12 +834,12 @@ int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *
   int rc = raft_up(g);
   if (rc != 0)
     return rc;
-  if (bootstrap && (rc = raft_bootstrap(g->raft, conf)) != 0)
+  if (bootstrap && (rc = simio_bootstrap(&g->io, conf)) != 0)
     return GM_EIO;
-  if (raft_start(g->raft) != 0)
+  struct simio_ops ops = {.arg = g, .apply = raft_apply_entry, .lost_leadership = on_lost_leadership};
+  if (simio_start(&g->io, g->raft, w->cfg.heartbeat_ms, &ops) != 0)
     return GM_EIO;
   g->up = true;
-  g->closing = false;
   g->io.leader_contact_ms = w->s.now; /* a grace period, as the node gives */
   swim_up(g);
   g->last_prune_ms = w->s.now;
@@ -885,32 +852,18 @@ int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *
   return 0;
 }
 
-static void on_raft_closed(struct raft *r) {
-  struct gate *g = r->data;
-  gm_fsm_close(&g->fsm);
-  free(r);
-  g->closing = false;
-}
-
 static void gate_down(struct gate *g) {
   /* What Raft handed the FSM is in the ledger before the FSM goes (a
    * process that crashes after a commit). */
   gate_settle(g);
   g->up = false;
   g->gen++;
-  simio_crash(&g->io);
+  simio_crash(&g->io); /* closes the core */
+  free(g->raft);
+  g->raft = NULL;
+  gm_fsm_close(&g->fsm);
   /* In-flight proposals die with the process. */
-  while (g->batches) {
-    struct pbatch *b = g->batches;
-    g->batches = b->next;
-    b->applied = true; /* the cancelled callback must not touch the gate */
-  }
-  if (g->raft != NULL) {
-    g->closing = true;
-    g->raft->data = g;
-    raft_close(g->raft, on_raft_closed);
-    g->raft = NULL;
-  }
+  drop_batches(g);
   swim_destroy(g->swim);
   g->swim = NULL;
   prov_destroy(g->prov);
@@ -942,7 +895,7 @@ void gate_crash(struct gate *g) {
 }
 
 void gate_restart(struct gate *g) {
-  if (g->up || g->closing)
+  if (g->up)
     return;
   g->gen++;
   gate_start(g, false, NULL);

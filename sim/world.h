@@ -104,9 +104,7 @@ struct gate {
   struct ledger *ledger;
   struct simio io;
   struct raft *raft;
-  struct gm_fsm fsm;
-  struct raft_fsm lazy; /* what libraft drives: fsm, with applies deferred (lane.h) */
-  bool closing;
+  struct gm_fsm fsm; /* applies into the ledger (now, or on the lane: lane.h) */
   struct swim *swim;
   struct prov *prov;
   struct admit_budget budget;
