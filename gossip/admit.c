@@ -64,12 +64,19 @@ void admit_prov_rid(char out[LEDGER_RID_MAX + 1], uint64_t origin, uint64_t seq)
   snprintf(out, LEDGER_RID_MAX + 1, "p-%" PRIx64 "-%" PRIu64, origin, seq);
 }
 
-bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
+/* floor: ledger_dedup_floor. A provisional redeem, applied, leaves a dedup
+ * entry under its request id, whatever it decided (an admission, a replay
+ * of one, an incident), stamped with the record's time; only its expiry
+ * removes it. So for a record newer than every expired entry, the dedup
+ * table alone answers. */
+static bool in_ledger(struct ledger_rd *rd, const struct prov_rec *r, int64_t floor) {
   char rid[LEDGER_RID_MAX + 1];
   admit_prov_rid(rid, r->origin, r->seq);
   struct ledger_result res;
   if (ledger_dedup_get(rd, rid, &res) == 0)
     return true;
+  if (r->time_ms > floor)
+    return false;
   struct ledger_incident x;
   if (ledger_incident_get(rd, r->origin, r->seq, &x) == 0)
     return true;
@@ -84,15 +91,20 @@ bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
          t.used_pseq == r->seq;
 }
 
+bool admit_in_ledger(struct ledger_rd *rd, const struct prov_rec *r) {
+  return in_ledger(rd, r, ledger_dedup_floor(rd));
+}
+
 void admit_prune_settled(struct prov *p, uint64_t self, struct ledger_rd *rd) {
   uint64_t ids[PROV_ORIGINS_MAX];
   size_t n = prov_origins(p, ids, PROV_ORIGINS_MAX);
+  int64_t floor = ledger_dedup_floor(rd);
   for (size_t i = 0; i < n; i++) {
     if (ids[i] == self)
       continue;
     const struct prov_rec *r = prov_first(p, ids[i]);
     uint64_t upto = 0;
-    while (r != NULL && admit_in_ledger(rd, r)) {
+    while (r != NULL && in_ledger(rd, r, floor)) {
       upto = r->seq;
       r = prov_get(p, ids[i], upto + 1);
     }

@@ -50,6 +50,23 @@ static int ticket_put(struct ledger *l, MDB_txn *txn, const struct ledger_ticket
   return put_rec(l, txn, LEDGER_T_TICKETS, t->id, strlen(t->id));
 }
 
+/* The ticket a cursor of the tickets' table was placed on (ticket_at),
+ * rewritten where it is: no second descent of the tree. */
+static int ticket_put_at(struct ledger *l, MDB_cursor *cur, const struct ledger_ticket *t) {
+  mpk_w_reset(&l->w);
+  ledger__ticket_enc(&l->w, t);
+  if (l->w.failed)
+    return GM_ENOMEM;
+  MDB_val k = {strlen(t->id), (void *)t->id}, v = {l->w.sb.size, l->w.sb.data};
+  return ledger__mdb_err(mdb_cursor_put(cur, &k, &v, MDB_CURRENT));
+}
+
+static int ticket_at(MDB_cursor *cur, const char *id, struct ledger_ticket *t) {
+  MDB_val k = {strlen(id), (void *)id}, v;
+  int rc = ledger__mdb_err(mdb_cursor_get(cur, &k, &v, MDB_SET_KEY));
+  return rc != 0 ? rc : ledger__ticket_dec(v.mv_data, v.mv_size, t);
+}
+
 /* Audit keys are a big-endian sequence: l->audit_seq is read once per batch
  * (apply_batch) and each entry is appended at the end of the table. */
 static int audit_append(struct ledger *l, MDB_txn *txn, const struct ledger_audit *a) {
@@ -419,14 +436,16 @@ static int dedup_put(struct ledger *l, MDB_txn *txn, const void *key, size_t kle
 static int dedup_record(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
                         const struct ledger_result *res);
 
-static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
-                        struct ledger_result *res) {
+/* cur: a cursor of the tickets' table, which the redeem places on its
+ * ticket and rewrites it through. */
+static int redeem(struct ledger *l, MDB_txn *txn, MDB_cursor *cur, const struct ledger_cmd *c,
+                  struct ledger_result *res) {
   const char *tid = c->u.redeem.ticket_id;
   const char *method = c->u.redeem.method;
   struct ledger_ticket t;
   int reason = LEDGER_REASON_NONE;
   bool strict = strict_redeem(c);
-  int rc = ledger__ticket_read(txn, l, tid, &t);
+  int rc = ticket_at(cur, tid, &t);
   if (rc != 0 && rc != GM_ENOTFOUND)
     return rc;
   bool have = rc == 0;
@@ -506,7 +525,7 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     reason = LEDGER_REASON_ALREADY_USED;
     res->has_first_use = true;
     ledger__use_of(&t, &res->first_use);
-    if (c->u.redeem.nonce > 0 && !tag_ctr && (rc = ticket_put(l, txn, &t)) != 0)
+    if (c->u.redeem.nonce > 0 && !tag_ctr && (rc = ticket_put_at(l, cur, &t)) != 0)
       return rc;
   } else {
     t.status = LEDGER_TICKET_USED;
@@ -515,7 +534,7 @@ static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd 
     memcpy(t.used_method, method, sizeof t.used_method);
     memcpy(t.used_cred, c->u.redeem.cred_id, sizeof t.used_cred);
     t.used_rid_hash = h;
-    if ((rc = ticket_put(l, txn, &t)) != 0)
+    if ((rc = ticket_put_at(l, cur, &t)) != 0)
       return rc;
   }
 
@@ -527,7 +546,7 @@ verdict:
      * that one of its requests is there. */
     if (have && !t.rids_kept) {
       t.rids_kept = true;
-      if ((rc = ticket_put(l, txn, &t)) != 0)
+      if ((rc = ticket_put_at(l, cur, &t)) != 0)
         return rc;
     }
     if ((rc = dedup_record(l, txn, c, res)) != 0)
@@ -539,6 +558,17 @@ verdict:
   gm_strlcpy(a.device, sizeof a.device, c->u.redeem.device, strlen(c->u.redeem.device));
   gm_strlcpy(a.ip, sizeof a.ip, c->u.redeem.ip, strlen(c->u.redeem.ip));
   return audit_append(l, txn, &a);
+}
+
+static int apply_redeem(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
+                        struct ledger_result *res) {
+  MDB_cursor *cur;
+  int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_TICKETS], &cur));
+  if (rc != 0)
+    return rc;
+  rc = redeem(l, txn, cur, c, res);
+  mdb_cursor_close(cur);
+  return rc;
 }
 
 static int apply_toggle(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c) {
@@ -903,10 +933,18 @@ static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t ma
   uint8_t limit[8];
   be64(limit, (uint64_t)(now_ms > LEDGER_DEDUP_TTL_MS ? now_ms - LEDGER_DEDUP_TTL_MS : 0));
   MDB_val k, v;
+  bool expired = false;
+  int64_t newest = INT64_MIN;
   for (size_t i = 0; i < max; i++) {
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     if (mrc != 0 || k.mv_size < 8 || memcmp(k.mv_data, limit, 8) >= 0)
       break;
+    uint64_t ts = 0;
+    for (int j = 0; j < 8; j++)
+      ts = ts << 8 | ((const uint8_t *)k.mv_data)[j];
+    if ((int64_t)ts > newest)
+      newest = (int64_t)ts;
+    expired = true;
     MDB_val rid = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
     int drc = mdb_del(txn, l->dbi[LEDGER_T_DEDUP], &rid, NULL);
     if (drc != 0 && drc != MDB_NOTFOUND) {
@@ -917,6 +955,18 @@ static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t ma
       break;
   }
   mdb_cursor_close(cur);
+  /* The floor moves up to the newest time expired (ledger_dedup_floor);
+   * a ledger that does not know its floor goes on not knowing it. */
+  const size_t fl = strlen(LEDGER_META_DEDUP_FLOOR);
+  int64_t floor;
+  if (rc == 0 && expired &&
+      ledger__get(txn, l->dbi[LEDGER_T_META], LEDGER_META_DEDUP_FLOOR, fl, &v) == 0 &&
+      v.mv_size == sizeof floor) {
+    memcpy(&floor, v.mv_data, sizeof floor);
+    if (newest > floor)
+      rc = ledger__put(txn, l->dbi[LEDGER_T_META], LEDGER_META_DEDUP_FLOOR, fl, &newest,
+                       sizeof newest);
+  }
   return rc;
 }
 

@@ -136,12 +136,22 @@ static int env_open(struct ledger *l) {
   MDB_txn *txn;
   if ((rc = ledger__mdb_err(mdb_txn_begin(l->env, NULL, ro ? MDB_RDONLY : 0, &txn))) != 0)
     goto err_env;
+  /* A new ledger (no dedup table yet) knows that none of its dedup
+   * entries expired; one made before it kept that does not. */
+  MDB_dbi probe;
+  bool fresh = !ro && mdb_dbi_open(txn, table_names[LEDGER_T_DEDUP_TS], 0, &probe) == MDB_NOTFOUND;
   for (int i = 0; i < LEDGER_T__COUNT; i++) {
     rc = ledger__mdb_err(mdb_dbi_open(txn, table_names[i], ro ? 0 : MDB_CREATE, &l->dbi[i]));
     if (rc != 0) {
       mdb_txn_abort(txn);
       goto err_env;
     }
+  }
+  int64_t none = 0;
+  if (fresh && (rc = ledger__put(txn, l->dbi[LEDGER_T_META], LEDGER_META_DEDUP_FLOOR,
+                                 strlen(LEDGER_META_DEDUP_FLOOR), &none, sizeof none)) != 0) {
+    mdb_txn_abort(txn);
+    goto err_env;
   }
   if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0)
     goto err_env;
@@ -418,6 +428,17 @@ int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result
   MDB_val v;
   int rc = ledger__get(rd->txn, rd->l->dbi[LEDGER_T_DEDUP], rid, strlen(rid), &v);
   return rc != 0 ? rc : ledger__result_dec(v.mv_data, v.mv_size, out);
+}
+
+int64_t ledger_dedup_floor(struct ledger_rd *rd) {
+  MDB_val v;
+  int64_t floor;
+  if (ledger__get(rd->txn, rd->l->dbi[LEDGER_T_META], LEDGER_META_DEDUP_FLOOR,
+                  strlen(LEDGER_META_DEDUP_FLOOR), &v) != 0 ||
+      v.mv_size != sizeof floor)
+    return INT64_MAX;
+  memcpy(&floor, v.mv_data, sizeof floor);
+  return floor;
 }
 
 int ledger_redeem_get(struct ledger_rd *rd, const char *ticket_id, const char *rid,

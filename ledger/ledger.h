@@ -151,6 +151,11 @@ int ledger_dedup_get(struct ledger_rd *rd, const char *rid, struct ledger_result
  * admission or a refusal; GM_ENOTFOUND when none is known. */
 int ledger_redeem_get(struct ledger_rd *rd, const char *ticket_id, const char *rid,
                       struct ledger_result *out);
+/* The newest time (ts_ms) of a dedup entry the ledger ever let expire
+ * (LEDGER_DEDUP_TTL_MS): every command with a request id applied at a
+ * later time still has its dedup entry. 0 when none expired; INT64_MAX
+ * when the ledger does not know (it was made before it kept this). */
+int64_t ledger_dedup_floor(struct ledger_rd *rd);
 int ledger_user_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_incident_count(struct ledger_rd *rd, uint64_t *out);

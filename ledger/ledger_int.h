@@ -93,6 +93,9 @@ void ledger__admitted_result(const struct ledger_ticket *t, struct ledger_result
 int ledger__redeem_seen(struct ledger *l, MDB_txn *txn, const char *rid,
                         const struct ledger_ticket *t, struct ledger_result *res);
 
+/* The meta key of ledger_dedup_floor (an int64, native order). */
+#define LEDGER_META_DEDUP_FLOOR "dedup_floor"
+
 int ledger__ticket_read(MDB_txn *txn, struct ledger *l, const char *id,
                         struct ledger_ticket *t);
 /* event\0zone (zones), ticket\0gate (receipts): returns the length. */

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "gossip/admit.h"
 #include "helpers.h"
 #include "lib/err.h"
 #include "lib/mpk.h"
@@ -270,4 +271,84 @@ Test(reconcile, malformed_provisional_fields_are_refused) {
   for (size_t n = 0; n < w.sb.size; n++)
     cr_assert_eq(ledger_cmd_decode(w.sb.data, n, &d), GM_EDECODE);
   mpk_w_free(&w);
+}
+
+/* What the gossip store asks before it drops a record: does the ledger hold
+ * it? A provisional redeem's dedup entry answers until it expires (a day
+ * later); from then on the ticket or the incident does, and the ledger
+ * keeps the newest time it let expire (its dedup floor) so that a record
+ * newer than that is answered by the dedup table alone. */
+static struct prov_rec record(uint64_t origin, uint64_t seq, int64_t ts) {
+  struct ledger_cmd strict, c;
+  th_cmd(&strict, LEDGER_OP_REDEEM, "s", ts);
+  strcpy(strict.gate, "south");
+  strcpy(strict.u.redeem.ticket_id, "t1");
+  strcpy(strict.u.redeem.method, "qr");
+  strict.u.redeem.ticket_version = 1;
+  admit_provisional_cmd(&strict, origin, seq, 3, &c);
+  struct prov_rec r;
+  admit_prov_record(&c, &r);
+  return r;
+}
+
+static bool held(const struct prov_rec *r) {
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  bool in = admit_in_ledger(rd, r);
+  ledger_rd_end(rd);
+  return in;
+}
+
+static int64_t floor_of(struct ledger *x) {
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(x, &rd), 0);
+  int64_t f = ledger_dedup_floor(rd);
+  ledger_rd_end(rd);
+  return f;
+}
+
+Test(reconcile, the_dedup_floor_keeps_settled_records_known_after_expiry) {
+  cr_assert_eq(floor_of(l), 0, "a new ledger: nothing expired");
+  struct prov_rec p = record(7, 1, 5000), q = record(8, 1, 6000), old = record(9, 1, 4000);
+  char rid[LEDGER_RID_MAX + 1];
+  admit_prov_rid(rid, 7, 1);
+  struct ledger_result r;
+  cr_assert_eq(prov_redeem(rid, "", "south", 7, 1, 5000, &r), 0);
+  cr_assert_eq(r.reason, LEDGER_REASON_NONE);
+  cr_assert(held(&p));
+  cr_assert(!held(&q), "never applied");
+  /* A day and more later, p's dedup entry expires. */
+  struct ledger_cmd c;
+  struct ledger_ticket_spec t2;
+  memset(&t2, 0, sizeof t2);
+  strcpy(t2.id, "t2");
+  strcpy(t2.event_id, "e1");
+  strcpy(t2.holder, "h");
+  th_cmd(&c, LEDGER_OP_TICKET_CREATE, "later", 5000 + LEDGER_DEDUP_TTL_MS + 1000);
+  c.u.tickets.v = &t2;
+  c.u.tickets.n = 1;
+  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
+  cr_assert_eq(r.rc, 0);
+  struct ledger_rd *rd;
+  cr_assert_eq(ledger_rd_begin(l, &rd), 0);
+  cr_assert_eq(ledger_dedup_get(rd, rid, &r), GM_ENOTFOUND, "expired");
+  ledger_rd_end(rd);
+  cr_assert_eq(floor_of(l), 5000, "the newest time expired");
+  cr_assert(held(&p), "the ticket's use still names it");
+  cr_assert(!held(&q));
+  cr_assert(!held(&old), "older than the floor, not applied: the ticket says so");
+  /* The floor goes with a snapshot and survives a reopen. */
+  struct gm_buf snap;
+  gm_buf_init(&snap);
+  cr_assert_eq(ledger_snapshot(l, &snap), 0);
+  char *d2 = th_tmpdir();
+  struct ledger *l2 = th_ledger(d2);
+  cr_assert_eq(ledger_restore(l2, snap.ptr, snap.len), 0);
+  gm_buf_free(&snap);
+  cr_assert_eq(floor_of(l2), 5000);
+  ledger_close(l2);
+  l2 = th_ledger(d2);
+  cr_assert_eq(floor_of(l2), 5000, "reopened");
+  ledger_close(l2);
+  th_rmdir(d2);
 }
