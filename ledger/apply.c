@@ -288,9 +288,12 @@ static void incident_key(uint8_t key[16], uint64_t origin, uint64_t pseq) {
 
 /* A provisional admission reaching the ledger. It was acknowledged: a person
  * walked in. So it is always recorded, as the ticket's use when the ticket
- * was free, otherwise as an incident (and the ticket deny-listed). */
-static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
-                             struct ledger_ticket *t, struct ledger_result *res) {
+ * was free, otherwise as an incident (and the ticket deny-listed). t is the
+ * ticket cur is placed on; it is rewritten through cur (writes to other
+ * tables leave that cursor where it is). */
+static int apply_provisional(struct ledger *l, MDB_txn *txn, MDB_cursor *cur,
+                             const struct ledger_cmd *c, struct ledger_ticket *t,
+                             struct ledger_result *res) {
   const char *method = c->u.redeem.method;
   uint64_t h = rid_hash(c->rid), hs = rid_hash(c->u.redeem.srid);
   uint64_t origin = c->u.redeem.p_origin, pseq = c->u.redeem.p_seq;
@@ -331,7 +334,7 @@ static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger
     t->used_rid_hash = h;
     t->used_origin = origin;
     t->used_pseq = pseq;
-    if ((rc = ticket_put(l, txn, t)) != 0)
+    if ((rc = ticket_put_at(l, cur, t)) != 0)
       return rc;
     audit_fill(&a, c, method, t->id, "verify", "admitted", "provisional");
   } else {
@@ -362,7 +365,7 @@ static int apply_provisional(struct ledger *l, MDB_txn *txn, const struct ledger
     if ((rc = put_rec(l, txn, LEDGER_T_INCIDENTS, key, sizeof key)) != 0)
       return rc;
     t->denied = true;
-    if ((rc = ticket_put(l, txn, t)) != 0)
+    if ((rc = ticket_put_at(l, cur, t)) != 0)
       return rc;
     audit_fill(&a, c, method, t->id, "incident", kind, "provisional admission conflicts");
   }
@@ -466,7 +469,7 @@ static int redeem(struct ledger *l, MDB_txn *txn, MDB_cursor *cur, const struct 
     goto verdict;
   }
   if (!strict)
-    return apply_provisional(l, txn, c, &t, res);
+    return apply_provisional(l, txn, cur, c, &t, res);
   bool enabled;
   if ((rc = method_enabled(l, txn, method, &enabled)) != 0)
     return rc;
@@ -1071,7 +1074,7 @@ void ledger__seq_load(struct ledger *l) {
  * held with it: the handle refuses everything from then on. */
 static void held_lost(struct ledger *l) {
   l->broken = GM_ESTATE;
-  l->held_batches = 0;
+  l->held_cmds = 0;
   ledger__seq_load(l);
 }
 
@@ -1080,7 +1083,7 @@ int ledger__settle(struct ledger *l) {
     return l->broken;
   MDB_txn *txn = l->held;
   l->held = NULL;
-  l->held_batches = 0;
+  l->held_cmds = 0;
   int rc = ledger__mdb_err(mdb_txn_commit(txn));
   if (rc != 0)
     held_lost(l);
@@ -1113,10 +1116,10 @@ static int apply_batch(struct ledger *l, uint64_t seq, const struct gm_slice *cm
       rc = apply_one(l, txn, cmds[i], &results[i], &batch_ts);
     if (rc == 0 && batch_ts > 0)
       rc = dedup_prune(l, txn, batch_ts, n * LEDGER_DEDUP_PRUNE_MAX);
-    if (rc == 0 && l->group && ++l->held_batches < LEDGER_GROUP_MAX) {
+    if (rc == 0 && l->group && (l->held_cmds += (n > 0 ? n : 1)) < LEDGER_GROUP_MAX) {
       l->held = txn;
     } else if (rc == 0) {
-      l->held_batches = 0;
+      l->held_cmds = 0;
       rc = ledger__mdb_err(mdb_txn_commit(txn));
       if (rc != 0 && joined)
         held_lost(l);

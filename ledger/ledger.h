@@ -11,8 +11,8 @@
  * Grouped applies (ledger_options.group): the write transaction stays open
  * after a batch and the next batches join it; it commits when anything reads
  * (ledger_rd_begin, a snapshot, the hash), on ledger_flush, on close, or
- * after LEDGER_GROUP_MAX batches. With no_lock as well, ledger_rd_begin
- * commits nothing: the read borrows the open transaction (it sees every
+ * once its batches carried LEDGER_GROUP_MAX commands. With no_lock as well,
+ * ledger_rd_begin commits nothing: the read borrows the open transaction (it sees every
  * applied batch, as a commit would have shown it). For a caller that
  * applies a log one entry at a time on one thread, where the log and not
  * the ledger is the durability point: a run of entries costs one commit and
@@ -61,8 +61,13 @@ struct ledger_options {
                         read must end before the next apply */
 };
 
-/* A grouped transaction commits after this many batches even when nothing
- * reads: it bounds the pages one transaction dirties. */
+/* A grouped transaction commits once its batches carried this many
+ * commands (a batch counts at least one), even when nothing reads: it bounds
+ * the pages one transaction dirties, and so the pages the file needs beside
+ * its live ones (those the last transaction freed are not reused until the
+ * one after it). Counting batches alone let a run of large batches, such as
+ * a gate's backlog after a heal, rewrite most of a ledger in one
+ * transaction. */
 #define LEDGER_GROUP_MAX 1024
 
 /* The outcome of one command. rc is 0 or GM_E*; for REDEEM reason is the

@@ -43,11 +43,12 @@ struct ledger {
   size_t map_size;
   uint64_t erasures;  /* BIO_ERASE commands applied */
   /* Grouped applies (ledger_options.group): the open write transaction that
-   * holds the batches applied since the last commit, how many it holds, and
+   * holds the batches applied since the last commit, how many commands they
+   * carried (a batch counts at least one), and
    * the error that ended one without a commit (sticky: the batches it held
    * are gone, so the handle refuses everything until it is reopened). */
   MDB_txn *held;
-  uint32_t held_batches;
+  size_t held_cmds;
   int broken;
   bool group;
   uint64_t applied_seq; /* applied_seq of the state a reader will see next */

@@ -599,6 +599,53 @@ Test(ledger_group, a_long_group_commits_by_itself) {
   th_rmdir(d);
 }
 
+/* One batch of n redeems of t1 at seq (the first may admit, the rest are
+ * refused: every one is a command the transaction holds). */
+static int redeems_at(struct ledger *g, uint64_t seq, size_t n) {
+  struct mpk_w w[100];
+  struct gm_slice sl[100];
+  struct ledger_result res[100];
+  cr_assert_leq(n, 100);
+  for (size_t i = 0; i < n; i++) {
+    struct ledger_cmd c;
+    char rid[48];
+    snprintf(rid, sizeof rid, "r-%llu-%zu", (unsigned long long)seq, i);
+    th_cmd(&c, LEDGER_OP_REDEEM, rid, 5000 + (long long)seq);
+    strcpy(c.u.redeem.ticket_id, "t1");
+    strcpy(c.u.redeem.method, "qr");
+    strcpy(c.u.redeem.cred_id, "t1");
+    c.u.redeem.ticket_version = 1;
+    mpk_w_init(&w[i]);
+    ledger_cmd_encode(&c, &w[i]);
+    sl[i] = (struct gm_slice){(const uint8_t *)w[i].sb.data, w[i].sb.size};
+  }
+  int rc = ledger_apply_batch_at(g, seq, sl, n, res);
+  for (size_t i = 0; i < n; i++)
+    mpk_w_free(&w[i]);
+  return rc;
+}
+
+Test(ledger_group, large_batches_commit_once_they_carried_the_group_s_commands) {
+  char *d = th_tmpdir();
+  struct ledger *g = open_grouped(d, 64u << 20);
+  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
+  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  /* Two commands, then ten batches of 100: 1,002 held, fewer than the
+   * group's commands, in 12 batches. */
+  cr_assert_eq(LEDGER_GROUP_MAX, 1024);
+  for (uint64_t s = 1; s <= 10; s++)
+    cr_assert_eq(redeems_at(g, s, 100), 0);
+  cr_assert_eq(committed_seq(d), 0, "1,002 commands: the group stays open");
+  cr_assert_eq(redeems_at(g, 11, 100), 0);
+  cr_assert_eq(committed_seq(d), 11, "1,102 commands in 13 batches: committed");
+  cr_assert_eq(redeems_at(g, 12, 100), 0);
+  cr_assert_eq(committed_seq(d), 11, "a new group");
+  cr_assert_eq(ledger_flush(g), 0);
+  cr_assert_eq(committed_seq(d), 12);
+  ledger_close(g);
+  th_rmdir(d);
+}
+
 Test(ledger_group, a_storage_failure_loses_the_group_and_breaks_the_handle) {
   char *d = th_tmpdir();
   struct ledger *g = open_grouped(d, 1u << 20);
