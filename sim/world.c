@@ -82,9 +82,10 @@ static void cmd_init(struct ledger_cmd *c, int op, const char *rid) {
 }
 
 /* What the organizer pushes before the festival, on the first gate's
- * ledger: the event, a signing key and the tickets (world_run adds the
- * transfers, then copies the ledger to every other gate). */
-static int setup_ledgers(struct world *w) {
+ * ledger, starts with the event and a signing key (world_run then decides
+ * which tickets move, pushes the tickets while the payloads are signed, and
+ * copies the ledger to every other gate). */
+static int setup_event(struct world *w) {
   struct ledger_cmd c;
   cmd_init(&c, LEDGER_OP_EVENT_CREATE, "setup-event");
   strcpy(c.u.event.id, "fest");
@@ -119,11 +120,18 @@ static int setup_ledgers(struct world *w) {
     return rc;
   rc = keys_signing(&env, &w->kid, w->sk);
   ledger_rd_end(env.rd);
-  if (rc != 0)
-    return rc;
-  /* Tickets, in batches. */
+  return rc;
+}
+
+/* The tickets, in batches, then the transfers of those that moved to a new
+ * holder. */
+static int setup_tickets(struct world *w, const bool *moved) {
   uint32_t n = w->cfg.attendees;
+  struct ledger_cmd c;
   struct ledger_ticket_spec *specs = calloc(LEDGER_BATCH_TICKETS_MAX, sizeof *specs);
+  if (specs == NULL)
+    return GM_ENOMEM;
+  int rc = 0;
   for (uint32_t at = 0; at < n && rc == 0; at += LEDGER_BATCH_TICKETS_MAX) {
     uint32_t k = n - at < LEDGER_BATCH_TICKETS_MAX ? n - at : LEDGER_BATCH_TICKETS_MAX;
     for (uint32_t i = 0; i < k; i++) {
@@ -140,6 +148,16 @@ static int setup_ledgers(struct world *w) {
     rc = apply_setup(w, &c);
   }
   free(specs);
+  for (uint32_t a = 0; a < n && rc == 0; a++) {
+    if (!moved[a])
+      continue;
+    char rid[32];
+    snprintf(rid, sizeof rid, "setup-transfer-%" PRIu32, a);
+    cmd_init(&c, LEDGER_OP_TICKET_TRANSFER, rid);
+    snprintf(c.u.transfer.ticket_id, sizeof c.u.transfer.ticket_id, "t%" PRIu32, a);
+    snprintf(c.u.transfer.to_holder, sizeof c.u.transfer.to_holder, "n%" PRIu32, a);
+    rc = apply_setup(w, &c);
+  }
   return rc;
 }
 
@@ -153,28 +171,45 @@ static char *issue(struct world *w, uint32_t attendee, uint32_t version) {
   return strdup(text);
 }
 
-/* Every attendee's payload (and the stale one of a moved ticket): issue is
- * a function of the attendee alone, so a second thread issues every other
- * one (unless the run keeps to one core). */
-struct issuing {
+/* The tickets on the first gate's ledger and every attendee's payload (and
+ * the stale one of a moved ticket), at once: this thread pushes the tickets
+ * while a second one signs payloads, then both sign what is left, taking
+ * attendees in runs from a shared counter (with one core, one after the
+ * other). Issue is a function of the attendee alone, so who signs which
+ * changes nothing in the run. */
+#define ISSUE_RUN 256
+
+struct preparing {
   struct world *w;
   const bool *moved;
-  uint32_t from;
+  atomic_uint_fast32_t *next;
+  bool tickets; /* this side pushes the tickets first */
+  int rc;
 };
 
-static void issue_some(void *arg) {
-  struct issuing *is = arg;
-  struct world *w = is->w;
-  for (uint32_t a = is->from; a < w->cfg.attendees; a += 2) {
-    if (is->moved[a])
-      w->stale[a] = issue(w, a, 1);
-    w->payload[a] = issue(w, a, is->moved[a] ? 2 : 1);
+static void prepare_some(void *arg) {
+  struct preparing *p = arg;
+  struct world *w = p->w;
+  if (p->tickets)
+    p->rc = setup_tickets(w, p->moved);
+  for (;;) {
+    uint32_t from = (uint32_t)atomic_fetch_add(p->next, ISSUE_RUN);
+    if (from >= w->cfg.attendees)
+      break;
+    uint32_t to = w->cfg.attendees - from < ISSUE_RUN ? w->cfg.attendees : from + ISSUE_RUN;
+    for (uint32_t a = from; a < to; a++) {
+      if (p->moved[a])
+        w->stale[a] = issue(w, a, 1);
+      w->payload[a] = issue(w, a, p->moved[a] ? 2 : 1);
+    }
   }
 }
 
-static void issue_all(struct world *w, const bool *moved) {
-  struct issuing even = {w, moved, 0}, odd = {w, moved, 1};
-  lane_split(w->cfg.one_core, issue_some, &even, &odd);
+static int prepare(struct world *w, const bool *moved) {
+  atomic_uint_fast32_t next = 0;
+  struct preparing here = {w, moved, &next, true, 0}, there = {w, moved, &next, false, 0};
+  lane_split(w->cfg.one_core, prepare_some, &here, &there);
+  return here.rc;
 }
 
 /* --------------------------------------------------------------- events */
@@ -396,29 +431,18 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   for (unsigned i = 0; i < cfg->gates && rc == 0; i++)
     rc = gate_create(w, i, &w->g[i]);
   if (rc == 0)
-    rc = setup_ledgers(w);
+    rc = setup_event(w);
   if (rc != 0)
     return rc;
   /* Attendees: a payload each; transferred tickets also leave a stale one
    * with the previous holder. */
   w->payload = calloc(cfg->attendees, sizeof *w->payload);
   w->stale = calloc(cfg->attendees, sizeof *w->stale);
-  struct ledger_cmd c;
   bool *moved = calloc(cfg->attendees + 1, sizeof *moved);
-  GM_ASSERT(moved != NULL);
-  for (uint32_t a = 0; a < cfg->attendees && rc == 0; a++) {
+  GM_ASSERT(w->payload != NULL && w->stale != NULL && moved != NULL);
+  for (uint32_t a = 0; a < cfg->attendees; a++)
     moved[a] = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer;
-    if (moved[a]) {
-      char rid[32];
-      snprintf(rid, sizeof rid, "setup-transfer-%" PRIu32, a);
-      cmd_init(&c, LEDGER_OP_TICKET_TRANSFER, rid);
-      snprintf(c.u.transfer.ticket_id, sizeof c.u.transfer.ticket_id, "t%" PRIu32, a);
-      snprintf(c.u.transfer.to_holder, sizeof c.u.transfer.to_holder, "n%" PRIu32, a);
-      rc = apply_setup(w, &c);
-    }
-  }
-  if (rc == 0)
-    issue_all(w, moved);
+  rc = prepare(w, moved);
   free(moved);
   if (rc != 0)
     return rc;
