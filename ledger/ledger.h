@@ -12,8 +12,8 @@
  * after a batch and the next batches join it; it commits when anything reads
  * (ledger_rd_begin, a snapshot, the hash), on ledger_flush, on close, or
  * once its batches carried LEDGER_GROUP_MAX commands. With no_lock as well,
- * ledger_rd_begin commits nothing: the read borrows the open transaction (it sees every
- * applied batch, as a commit would have shown it). For a caller that
+ * ledger_rd_begin commits nothing: the read borrows the open transaction
+ * (it sees every applied batch, as a commit would have shown it). For a caller that
  * applies a log one entry at a time on one thread, where the log and not
  * the ledger is the durability point: a run of entries costs one commit and
  * each page is copied once. A storage failure then loses every batch since the last

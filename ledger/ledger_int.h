@@ -44,9 +44,9 @@ struct ledger {
   uint64_t erasures;  /* BIO_ERASE commands applied */
   /* Grouped applies (ledger_options.group): the open write transaction that
    * holds the batches applied since the last commit, how many commands they
-   * carried (a batch counts at least one), and
-   * the error that ended one without a commit (sticky: the batches it held
-   * are gone, so the handle refuses everything until it is reopened). */
+   * carried (a batch counts at least one), and the error that ended one
+   * without a commit (sticky: the batches it held are gone, so the handle
+   * refuses everything until it is reopened). */
   MDB_txn *held;
   size_t held_cmds;
   int broken;

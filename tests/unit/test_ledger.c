@@ -528,77 +528,6 @@ static uint64_t committed_seq(const char *d) {
   return s;
 }
 
-/* One redeem of t1 (refused after the first) as the batch at seq. */
-static int redeem_at(struct ledger *g, uint64_t seq) {
-  struct ledger_cmd c;
-  char rid[32];
-  snprintf(rid, sizeof rid, "r-%llu", (unsigned long long)seq);
-  th_cmd(&c, LEDGER_OP_REDEEM, rid, 5000 + (long long)seq);
-  strcpy(c.u.redeem.ticket_id, "t1");
-  strcpy(c.u.redeem.method, "qr");
-  strcpy(c.u.redeem.cred_id, "t1");
-  c.u.redeem.ticket_version = 1;
-  struct ledger_result r;
-  return th_apply_at(g, seq, &c, &r);
-}
-
-/* True when a read of g sees t1 used. */
-static bool t1_used(struct ledger *g) {
-  struct ledger_rd *rd;
-  struct ledger_ticket t;
-  if (ledger_rd_begin(g, &rd) != 0)
-    return false;
-  bool used = ledger_ticket_get(rd, "t1", &t) == 0 && t.status == LEDGER_TICKET_USED;
-  ledger_rd_end(rd);
-  return used;
-}
-
-static struct ledger *open_grouped(const char *d, size_t map) {
-  struct ledger *g = NULL;
-  struct ledger_options o = {.map_size = map, .no_sync = true, .group = true};
-  cr_assert_eq(ledger_open(&g, d, &o), 0);
-  return g;
-}
-
-Test(ledger_group, batches_commit_together_on_a_read_a_flush_or_close) {
-  char *d = th_tmpdir();
-  struct ledger *g = open_grouped(d, 64u << 20);
-  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
-  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
-  for (uint64_t s = 1; s <= 3; s++)
-    cr_assert_eq(redeem_at(g, s), 0);
-  cr_assert_eq(ledger_applied_seq(g), 3, "the handle knows what it applied");
-  cr_assert_eq(committed_seq(d), 0, "nothing committed yet");
-  /* A seq already applied is refused, and the open transaction goes on. */
-  cr_assert_eq(redeem_at(g, 3), GM_EINVAL);
-  cr_assert_eq(redeem_at(g, 4), 0);
-  cr_assert(t1_used(g), "a read sees every batch");
-  cr_assert_eq(committed_seq(d), 4, "the read committed them");
-  cr_assert_eq(redeem_at(g, 5), 0);
-  cr_assert_eq(committed_seq(d), 4);
-  cr_assert_eq(ledger_flush(g), 0);
-  cr_assert_eq(committed_seq(d), 5);
-  cr_assert_eq(redeem_at(g, 6), 0);
-  ledger_close(g);
-  cr_assert_eq(committed_seq(d), 6, "close commits");
-  th_rmdir(d);
-}
-
-Test(ledger_group, a_long_group_commits_by_itself) {
-  char *d = th_tmpdir();
-  struct ledger *g = open_grouped(d, 64u << 20);
-  cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
-  cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
-  /* The event and the ticket were two batches of the group. */
-  for (uint64_t s = 1; s <= LEDGER_GROUP_MAX - 2; s++)
-    cr_assert_eq(redeem_at(g, s), 0);
-  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
-  cr_assert_eq(redeem_at(g, LEDGER_GROUP_MAX - 1), 0);
-  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
-  ledger_close(g);
-  th_rmdir(d);
-}
-
 /* One batch of n redeems of t1 at seq (the first may admit, the rest are
  * refused: every one is a command the transaction holds). */
 static int redeems_at(struct ledger *g, uint64_t seq, size_t n) {
@@ -625,11 +554,74 @@ static int redeems_at(struct ledger *g, uint64_t seq, size_t n) {
   return rc;
 }
 
-Test(ledger_group, large_batches_commit_once_they_carried_the_group_s_commands) {
-  char *d = th_tmpdir();
+/* One redeem of t1 (refused after the first) as the batch at seq. */
+static int redeem_at(struct ledger *g, uint64_t seq) { return redeems_at(g, seq, 1); }
+
+/* True when a read of g sees t1 used. */
+static bool t1_used(struct ledger *g) {
+  struct ledger_rd *rd;
+  struct ledger_ticket t;
+  if (ledger_rd_begin(g, &rd) != 0)
+    return false;
+  bool used = ledger_ticket_get(rd, "t1", &t) == 0 && t.status == LEDGER_TICKET_USED;
+  ledger_rd_end(rd);
+  return used;
+}
+
+static struct ledger *open_grouped(const char *d, size_t map) {
+  struct ledger *g = NULL;
+  struct ledger_options o = {.map_size = map, .no_sync = true, .group = true};
+  cr_assert_eq(ledger_open(&g, d, &o), 0);
+  return g;
+}
+
+/* A grouped ledger in d holding event e1 and its ticket t1: two batches of
+ * one command each, not committed yet. */
+static struct ledger *grouped_with_t1(const char *d) {
   struct ledger *g = open_grouped(d, 64u << 20);
   cr_assert_eq(th_event(g, "e1", LEDGER_POLICY_STRICT), 0);
   cr_assert_eq(th_ticket(g, "e1", "t1"), 0);
+  return g;
+}
+
+Test(ledger_group, batches_commit_together_on_a_read_a_flush_or_close) {
+  char *d = th_tmpdir();
+  struct ledger *g = grouped_with_t1(d);
+  for (uint64_t s = 1; s <= 3; s++)
+    cr_assert_eq(redeem_at(g, s), 0);
+  cr_assert_eq(ledger_applied_seq(g), 3, "the handle knows what it applied");
+  cr_assert_eq(committed_seq(d), 0, "nothing committed yet");
+  /* A seq already applied is refused, and the open transaction goes on. */
+  cr_assert_eq(redeem_at(g, 3), GM_EINVAL);
+  cr_assert_eq(redeem_at(g, 4), 0);
+  cr_assert(t1_used(g), "a read sees every batch");
+  cr_assert_eq(committed_seq(d), 4, "the read committed them");
+  cr_assert_eq(redeem_at(g, 5), 0);
+  cr_assert_eq(committed_seq(d), 4);
+  cr_assert_eq(ledger_flush(g), 0);
+  cr_assert_eq(committed_seq(d), 5);
+  cr_assert_eq(redeem_at(g, 6), 0);
+  ledger_close(g);
+  cr_assert_eq(committed_seq(d), 6, "close commits");
+  th_rmdir(d);
+}
+
+Test(ledger_group, a_long_group_commits_by_itself) {
+  char *d = th_tmpdir();
+  struct ledger *g = grouped_with_t1(d);
+  /* The event and the ticket were two batches of the group. */
+  for (uint64_t s = 1; s <= LEDGER_GROUP_MAX - 2; s++)
+    cr_assert_eq(redeem_at(g, s), 0);
+  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
+  cr_assert_eq(redeem_at(g, LEDGER_GROUP_MAX - 1), 0);
+  cr_assert_eq(committed_seq(d), LEDGER_GROUP_MAX - 2);
+  ledger_close(g);
+  th_rmdir(d);
+}
+
+Test(ledger_group, large_batches_commit_once_they_carried_the_group_s_commands) {
+  char *d = th_tmpdir();
+  struct ledger *g = grouped_with_t1(d);
   /* Two commands, then ten batches of 100: 1,002 held, fewer than the
    * group's commands, in 12 batches. */
   cr_assert_eq(LEDGER_GROUP_MAX, 1024);
