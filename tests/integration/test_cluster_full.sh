@@ -12,11 +12,14 @@ FLAGS=(--map-size-mb 16 --log-level info --request-timeout-ms 1500 --election-ti
        --heartbeat-ms 50)
 CA=$(free_port); CB=$(free_port)
 start_gate a --node-id 1 --cluster-listen 127.0.0.1:$CA --bootstrap "${FLAGS[@]}" || exit 1
-for _ in $(seq 1 50); do curl -s "$URL_a/cluster/status" | grep -q '"role":"leader"' && break; sleep 0.1; done
+# Up to 30 s: under ASan+UBSan on a busy machine the first election can
+# take several seconds, and a join token is only given by a leader.
+for _ in $(seq 1 300); do curl -s "$URL_a/cluster/status" | grep -q '"role":"leader"' && break; sleep 0.1; done
 ADMIN=$(login "$URL_a" admin admin-pass-1)
-JT=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq -r .token)
+JT=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq -r '.token // empty')
+[ -n "$JT" ] || { echo "gate a gave no join token (not the leader after 30 s?)" >&2; exit 1; }
 start_gate b --node-id 2 --cluster-listen 127.0.0.1:$CB --join 127.0.0.1:$CA --join-token "$JT" "${FLAGS[@]}" || exit 1
-for _ in $(seq 1 50); do [ "$(curl -s "$URL_a/cluster/status" | jq '.members | length')" = 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ "$(curl -s "$URL_a/cluster/status" | jq '.members | length')" = 2 ] && break; sleep 0.1; done
 api POST "$URL_a/events" "$ADMIN" '{"id":"fest","name":"Fest","starts_ms":0,"ends_ms":4102444800000}' >/dev/null
 
 # --- no quorum ----------------------------------------------------------------
