@@ -923,28 +923,52 @@ static int dispatch(struct ledger *l, MDB_txn *txn, const struct ledger_cmd *c,
   return GM_EINVAL;
 }
 
+/* The time of a key of the dedup time index (its first eight bytes). */
+static uint64_t key_time(const MDB_val *k) {
+  uint64_t ts = 0;
+  for (int j = 0; j < 8; j++)
+    ts = ts << 8 | ((const uint8_t *)k->mv_data)[j];
+  return ts;
+}
+
 /* Deletes up to `max` dedup entries older than the TTL as of now_ms. Run once
  * per batch with max = LEDGER_DEDUP_PRUNE_MAX per command in it, which
  * outpaces insertion (one per command) without making any batch unbounded.
  * Deterministic: a batch is the same on every replay (and, in a cluster, is
- * one log entry). */
+ * one log entry). A batch whose limit is not past l->dedup_oldest does not
+ * look: most batches, as entries expire a day after they were written. */
 static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t max) {
+  uint64_t limit_ts = (uint64_t)(now_ms > LEDGER_DEDUP_TTL_MS ? now_ms - LEDGER_DEDUP_TTL_MS : 0);
+  if (l->dedup_known && l->dedup_oldest >= limit_ts)
+    return 0; /* nothing in the index is old enough */
   MDB_cursor *cur;
   int rc = ledger__mdb_err(mdb_cursor_open(txn, l->dbi[LEDGER_T_DEDUP_TS], &cur));
   if (rc != 0)
     return rc;
   uint8_t limit[8];
-  be64(limit, (uint64_t)(now_ms > LEDGER_DEDUP_TTL_MS ? now_ms - LEDGER_DEDUP_TTL_MS : 0));
+  be64(limit, limit_ts);
   MDB_val k, v;
   bool expired = false;
   int64_t newest = INT64_MIN;
+  /* Keys are in time order: what is left is no older than the first key
+   * the loop stops at, or than the last one it deleted. */
+  l->dedup_known = false;
   for (size_t i = 0; i < max; i++) {
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (mrc != 0 || k.mv_size < 8 || memcmp(k.mv_data, limit, 8) >= 0)
+    if (mrc == MDB_NOTFOUND) {
+      l->dedup_known = true;
+      l->dedup_oldest = UINT64_MAX;
       break;
-    uint64_t ts = 0;
-    for (int j = 0; j < 8; j++)
-      ts = ts << 8 | ((const uint8_t *)k.mv_data)[j];
+    }
+    if (mrc != 0 || k.mv_size < 8) {
+      l->dedup_known = false;
+      break;
+    }
+    uint64_t ts = key_time(&k);
+    l->dedup_known = true;
+    l->dedup_oldest = ts;
+    if (memcmp(k.mv_data, limit, 8) >= 0)
+      break;
     if ((int64_t)ts > newest)
       newest = (int64_t)ts;
     expired = true;
@@ -958,6 +982,8 @@ static int dedup_prune(struct ledger *l, MDB_txn *txn, int64_t now_ms, size_t ma
       break;
   }
   mdb_cursor_close(cur);
+  if (rc != 0)
+    l->dedup_known = false;
   /* The floor moves up to the newest time expired (ledger_dedup_floor);
    * a ledger that does not know its floor goes on not knowing it. */
   const size_t fl = strlen(LEDGER_META_DEDUP_FLOOR);
@@ -984,6 +1010,8 @@ static int dedup_put(struct ledger *l, MDB_txn *txn, const void *key, size_t kle
     return rc;
   uint8_t tkey[8 + LEDGER_RID_MAX];
   be64(tkey, (uint64_t)ts_ms);
+  if ((uint64_t)ts_ms < l->dedup_oldest)
+    l->dedup_oldest = (uint64_t)ts_ms;
   memcpy(tkey + 8, key, klen);
   return ledger__put(txn, l->dbi[LEDGER_T_DEDUP_TS], tkey, 8 + klen, "", 0);
 }
@@ -1105,6 +1133,11 @@ static int apply_batch(struct ledger *l, uint64_t seq, const struct gm_slice *cm
      * l->audit_seq carries them from batch to batch. */
     if (rc == 0 && (rc = audit_seq_load(l, txn)) != 0)
       mdb_txn_abort(txn);
+    if (rc == 0) {
+      if (mdb_txn_id(txn) != l->dedup_txn + 1)
+        l->dedup_known = false;
+      l->dedup_txn = mdb_txn_id(txn);
+    }
   }
   if (rc == 0) {
     l->held = NULL;

@@ -156,6 +156,7 @@ static int env_open(struct ledger *l) {
   if ((rc = ledger__mdb_err(mdb_txn_commit(txn))) != 0)
     goto err_env;
   ledger__seq_load(l);
+  l->dedup_known = false; /* the file may be another one (compaction) */
   return 0;
 
 err_env:

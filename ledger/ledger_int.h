@@ -54,6 +54,15 @@ struct ledger {
   uint64_t applied_seq; /* applied_seq of the state a reader will see next */
   struct mpk_w w;     /* scratch for the (single) writer */
   uint64_t audit_seq; /* last audit key of the batch being applied */
+  /* A time no entry of the dedup time index is older than (its key's first
+   * eight bytes), so that a batch whose expiry limit is not past it skips
+   * the index (dedup_prune). Trusted only in the write transaction that
+   * follows dedup_txn, the one the bound was kept in: an abort, a restore
+   * or any other writer's commit in between gives the next one another id,
+   * and a reopen clears dedup_known. */
+  bool dedup_known;
+  uint64_t dedup_oldest;
+  size_t dedup_txn;
   /* Method flags read in the batch being applied (cleared per batch and by
    * a toggle), so a batch of redeems reads each flag once. */
   struct {
