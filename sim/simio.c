@@ -151,12 +151,12 @@ static struct raft_entry entry_held(struct blob *b, raft_term term) {
 
 /* ------------------------------------------------------------- the log */
 
-static struct blob *log_blob(const struct simio *s, size_t i) { return s->entries[i].batch; }
+static struct blob *log_blob(const struct simio *s, size_t i) { return s->log[i].blob; }
 
 static raft_term log_term_of(const struct simio *s, raft_index index) {
   if (index < s->start_index || index - s->start_index >= s->n)
     return 0;
-  return s->entries[index - s->start_index].term;
+  return s->log[index - s->start_index].term;
 }
 
 static void log_free_from(struct simio *s, size_t keep) {
@@ -174,8 +174,8 @@ static void log_write(struct simio *s, raft_index index, const struct raft_entry
     size_t cap = s->cap ? s->cap : 64;
     while (cap < s->n + n)
       cap *= 2;
-    s->entries = realloc(s->entries, cap * sizeof *s->entries);
-    GM_ASSERT(s->entries != NULL);
+    s->log = realloc(s->log, cap * sizeof *s->log);
+    GM_ASSERT(s->log != NULL);
     s->cap = cap;
   }
   for (unsigned i = 0; i < n; i++) {
@@ -187,8 +187,7 @@ static void log_write(struct simio *s, raft_index index, const struct raft_entry
     } else {
       b = blob_new(s->net.disk, e->type, e->buf.base, e->buf.len);
     }
-    s->entries[s->n + i] = (struct raft_entry){
-        .term = e->term, .type = e->type, .buf = {.base = b->bytes, .len = b->len}, .batch = b};
+    s->log[s->n + i] = (struct simio_slot){.term = e->term, .blob = b};
   }
   s->n += n;
 }
@@ -320,8 +319,8 @@ static void send_one(struct simio *s, const struct raft_message *msg) {
     struct raft_entry *es = malloc(a->n_entries * sizeof *es);
     GM_ASSERT(es != NULL);
     for (unsigned i = 0; i < a->n_entries; i++) {
-      const struct raft_entry *e = &s->entries[first - s->start_index + i];
-      es[i] = entry_held(e->batch, e->term);
+      const struct simio_slot *e = &s->log[first - s->start_index + i];
+      es[i] = entry_held(e->blob, e->term);
     }
     t->msg.append_entries.entries = es;
   }
@@ -337,16 +336,17 @@ static void apply_committed(struct simio *s) {
   while (s->up && s->applied < raft_commit_index(s->raft)) {
     raft_index index = s->applied + 1;
     GM_ASSERT(index >= s->start_index && index - s->start_index < s->n);
-    const struct raft_entry *e = &s->entries[index - s->start_index];
-    if (e->type == RAFT_COMMAND) {
-      if (s->ops.apply(s->ops.arg, index, e->buf.base, e->buf.len) != 0)
+    struct blob *b = log_blob(s, (size_t)(index - s->start_index));
+    if (b->type == RAFT_COMMAND) {
+      if (s->ops.apply(s->ops.arg, index, b->bytes, b->len) != 0)
         return;
       s->applied = index;
-    } else if (e->type == RAFT_CHANGE) {
+    } else if (b->type == RAFT_CHANGE) {
       s->applied = index;
       struct raft_event ev = {.type = RAFT_CONFIGURATION};
       ev.configuration.index = index;
-      int rc = raft_configuration_decode(&e->buf, &ev.configuration.conf);
+      struct raft_buffer buf = {.base = b->bytes, .len = b->len};
+      int rc = raft_configuration_decode(&buf, &ev.configuration.conf);
       GM_ASSERT(rc == 0);
       rc = step(s, &ev);
       GM_ASSERT(rc == 0);
@@ -443,7 +443,7 @@ int simio_start(struct simio *s, struct raft *r, unsigned tick_ms, const struct 
     es = malloc(s->n * sizeof *es);
     GM_ASSERT(es != NULL);
     for (size_t i = 0; i < s->n; i++)
-      es[i] = entry_held(log_blob(s, i), s->entries[i].term);
+      es[i] = entry_held(log_blob(s, i), s->log[i].term);
   }
   struct raft_event ev = {.type = RAFT_START};
   ev.start.term = s->term;
@@ -512,7 +512,7 @@ void simio_free(struct simio *s) {
     free(t);
   }
   log_free_from(s, 0);
-  free(s->entries);
-  s->entries = NULL;
+  free(s->log);
+  s->log = NULL;
   s->cap = 0;
 }

@@ -71,6 +71,14 @@ struct simio_ops {
 
 struct simio_write;
 struct transmit;
+struct blob;
+
+/* A persisted entry: its term, and the blob that holds its type and bytes
+ * (shared with the other gates' logs and the messages in flight). */
+struct simio_slot {
+  raft_term term;
+  struct blob *blob;
+};
 
 struct simio {
   struct sched *sched;
@@ -84,9 +92,9 @@ struct simio {
   /* persisted */
   raft_term term;
   raft_id voted_for;
-  struct raft_entry *entries; /* batch: the entry's blob */
+  struct simio_slot *log;
   size_t n, cap;
-  raft_index start_index; /* index of entries[0] */
+  raft_index start_index; /* index of log[0] */
   /* running */
   struct raft *raft;
   struct simio_ops ops;

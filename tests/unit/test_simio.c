@@ -109,7 +109,7 @@ Test(simio, three_gates_elect_replicate_apply_and_share_each_entry) {
       cr_assert_str_eq(applied[g][2 + k], want, "gate %u index %d", g, 2 + k);
     }
     for (size_t i = 1; i < 4; i++)
-      cr_assert_eq(io[g].entries[i].buf.base, io[l].entries[i].buf.base,
+      cr_assert_eq(io[g].log[i].blob, io[l].log[i].blob,
                    "gate %u entry %zu: the leader's copy", g, i);
   }
   /* Each bootstrap wrote its configuration; each command was copied once. */
@@ -157,7 +157,7 @@ Test(simio, three_gates_elect_replicate_apply_and_share_each_entry) {
   for (int g = 0; g < N; g++) {
     cr_assert_eq(io[g].applied, io[nl].applied, "gate %d", g);
     cr_assert_str_eq(applied[g][io[g].applied], "c6", "gate %d", g);
-    cr_assert_eq(io[g].entries[io[g].n - 1].buf.base, io[nl].entries[io[nl].n - 1].buf.base);
+    cr_assert_eq(io[g].log[io[g].n - 1].blob, io[nl].log[io[nl].n - 1].blob);
   }
   for (int g = 0; g < N; g++)
     for (raft_index i = 2; i <= io[g].applied; i++)
