@@ -59,7 +59,10 @@ static inline int th_event(struct ledger *l, const char *id, int policy) {
   return rc ? rc : r.rc;
 }
 
-static inline int th_ticket(struct ledger *l, const char *event, const char *id) {
+/* A ticket for holder alice, created by a command (request id tk-<id>)
+ * at ts. */
+static inline int th_ticket_at(struct ledger *l, const char *event, const char *id,
+                               long long ts) {
   struct ledger_cmd c;
   struct ledger_result r;
   struct ledger_ticket_spec s;
@@ -69,11 +72,15 @@ static inline int th_ticket(struct ledger *l, const char *event, const char *id)
   strcpy(s.holder, "alice");
   char rid[80];
   snprintf(rid, sizeof rid, "tk-%s", id);
-  th_cmd(&c, LEDGER_OP_TICKET_CREATE, rid, 2000);
+  th_cmd(&c, LEDGER_OP_TICKET_CREATE, rid, ts);
   c.u.tickets.v = &s;
   c.u.tickets.n = 1;
   int rc = ledger_apply_cmd(l, &c, &r);
   return rc ? rc : r.rc;
+}
+
+static inline int th_ticket(struct ledger *l, const char *event, const char *id) {
+  return th_ticket_at(l, event, id, 2000);
 }
 
 /* Encodes c and applies it alone as the batch at seq (ledger_apply_batch_at). */

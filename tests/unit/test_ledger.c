@@ -326,23 +326,10 @@ Test(ledger, snapshot_restore_roundtrip_and_hash) {
   gm_buf_free(&snap);
 }
 
-/* A ticket created by a command with a request id at ts: its result goes in
- * the dedup table, and its key in the table's time index at ts. */
+/* A ticket created at ts: the command's result goes in the dedup table,
+ * and its key in the table's time index at ts. */
 static void ticket_at_time(const char *id, long long ts) {
-  struct ledger_cmd c;
-  struct ledger_result r;
-  struct ledger_ticket_spec s;
-  memset(&s, 0, sizeof s);
-  strcpy(s.id, id);
-  strcpy(s.event_id, "e1");
-  strcpy(s.holder, "alice");
-  char rid[80];
-  snprintf(rid, sizeof rid, "tk-%s", id);
-  th_cmd(&c, LEDGER_OP_TICKET_CREATE, rid, ts);
-  c.u.tickets.v = &s;
-  c.u.tickets.n = 1;
-  cr_assert_eq(ledger_apply_cmd(l, &c, &r), 0);
-  cr_assert_eq(r.rc, 0);
+  cr_assert_eq(th_ticket_at(l, "e1", id, ts), 0);
 }
 
 static bool dedup_holds(const char *rid) {
