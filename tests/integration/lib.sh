@@ -16,6 +16,13 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  # After a failed check, the end of each gate's log, for whoever reads
+  # the run (run.sh passes these lines on).
+  if [ "$FAIL" -gt 0 ]; then
+    for f in "$TMP"/*/log; do
+      [ -f "$f" ] && tail -n 12 "$f" | sed "s|^|log $(basename "$(dirname "$f")"): |"
+    done
+  fi
   [ -n "${GM_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
