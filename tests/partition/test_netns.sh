@@ -23,6 +23,10 @@ if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1; then
   echo "0 0" >> build/test-counts
   exit 0
 fi
+if [ "${PARTITION_BENCH:-0}" -gt 0 ] && [ ! -x "$B/bench/mkcreds" ]; then
+  echo "FAIL: PARTITION_BENCH needs $B/bench/mkcreds to sign its payloads (make bench builds it)"
+  exit 1
+fi
 TAG=gm$$
 TMP=$(mktemp -d /tmp/gm-part.XXXXXX)
 PASS=0; FAIL=0
