@@ -31,9 +31,12 @@ TAG=gm$$
 TMP=$(mktemp -d /tmp/gm-part.XXXXXX)
 PASS=0; FAIL=0
 N=5
+# Everything still running in a namespace goes with it: a process outlives
+# `ip netns del`, and keeps the namespace alive.
 cleanup() {
   for i in $(seq 1 $N); do
     [ -f "$TMP/pid$i" ] && kill -9 "$(cat "$TMP/pid$i")" 2>/dev/null
+    ip netns pids "$TAG-$i" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$TAG-$i" 2>/dev/null
   done
   ip netns del "$TAG-br" 2>/dev/null
@@ -76,8 +79,11 @@ FLAGS=(--election-timeout-ms 800 --heartbeat-ms 80 --request-timeout-ms 3000 --o
 start() { # start K [flags]
   local k=$1; shift
   mkdir -p "$TMP/g$k"
-  nsx "$k" env GATE_ADMIN_PASSWORD=admin-pass-1 "$GATED" --data-dir "$TMP/g$k/data" --gate "gate$k" \
-    --node-id "$k" --cluster-listen "$(ip_of $k):7000" "${FLAGS[@]}" "$@" >>"$TMP/g$k/log" 2>&1 &
+  # A plain command, not nsx: `ip netns exec` and env exec what follows,
+  # so $! is the gate's own pid (a function's would be a subshell's).
+  ip netns exec "$TAG-$k" env GATE_ADMIN_PASSWORD=admin-pass-1 "$GATED" --data-dir "$TMP/g$k/data" \
+    --gate "gate$k" --node-id "$k" --cluster-listen "$(ip_of $k):7000" "${FLAGS[@]}" "$@" \
+    >>"$TMP/g$k/log" 2>&1 &
   echo $! > "$TMP/pid$k"
   disown $!
   wait_until 10 nsx "$k" curl -sf http://127.0.0.1:8080/healthz
@@ -183,7 +189,7 @@ if [ "$NB" -gt 0 ]; then
   base=$(prov_admitted "$m2")
   t0=$(date +%s%N)
   # each credential once (bench/once.lua stops sending after the last answer)
-  nsx "$m2" wrk -t1 -c64 -d600s -s bench/once.lua http://127.0.0.1:8080 -- "$TMP/bodies" "$TOKEN" > "$TMP/wrk" 2>&1 &
+  ip netns exec "$TAG-$m2" wrk -t1 -c64 -d600s -s bench/once.lua http://127.0.0.1:8080 -- "$TMP/bodies" "$TOKEN" > "$TMP/wrk" 2>&1 &
   wrk_pid=$!
   for _ in $(seq 1 6000); do [ $(( $(prov_admitted "$m2") - base )) -ge "$NB" ] && break; sleep 0.05; done
   t1=$(date +%s%N)
@@ -252,6 +258,15 @@ sleep 1
 check "a replayed verify gives the first verdict" eq "$(jq -c '[.admitted, .provisional]' "$TMP/replay")" "$(echo "$v" | jq -c '[.admitted, .provisional]')"
 check "and changes nothing" eq "$(api 4 GET /cluster/ledger-hash | jq -r .hash)" "$h2"
 check "the first one did change it" test "$h1" != "$h2"
+# The gates stop as an operator stops them, by the pids the test recorded,
+# and nothing of the test's is left running in their namespaces.
+for k in $(seq 1 $N); do
+  check "gate $k's recorded pid is its gated" \
+    test "$(readlink "/proc/$(cat "$TMP/pid$k")/exe")" = "$(readlink -f "$GATED")"
+done
+for k in $(seq 1 $N); do kill -TERM "$(cat "$TMP/pid$k")" 2>/dev/null; done
+none_left() { [ "$(for k in $(seq 1 $N); do ip netns pids "$TAG-$k"; done | grep -c .)" = 0 ]; }
+check "after SIGTERM to them nothing is left running in the namespaces" wait_until 20 none_left
 reports=$(grep -lE "AddressSanitizer|runtime error:|assertion failed" "$TMP"/g*/log 2>/dev/null)
 check "no sanitizer or assertion report in any gate log" test -z "$reports"
 echo "$PASS $FAIL" >> build/test-counts
