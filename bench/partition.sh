@@ -18,7 +18,16 @@ WAIT=300
 TMP=$(mktemp -d /tmp/gm-pbench.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
-port() { while :; do p=$((20000 + RANDOM % 12000)); (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+# Distinct free ports below the ephemeral range (32768+), into $P; PORTS
+# remembers the ones handed out, since nothing listens on them yet.
+PORTS=" "
+port() {
+  while :; do
+    p=$((20000 + RANDOM % 12000))
+    case "$PORTS" in *" $p "*) continue;; esac
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { PORTS+="$p "; P=$p; return; }
+  done
+}
 wait_until() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 if [[ $PARTS == *1* ]]; then
@@ -26,7 +35,7 @@ echo "== decision time after the leader is lost ($TRIALS trials, offline-wait-ms
 declare -A URL PID CP
 start() { # start NAME ID [flags]
   local name=$1 id=$2; shift 2
-  local hp; hp=$(port); CP[$name]=$(port)
+  local hp; port; hp=$P; port; CP[$name]=$P
   GATE_ADMIN_PASSWORD=bench-pass-1 "$B/gated" --data-dir "$TMP/$name" --http-listen 127.0.0.1:$hp \
     --gate "$name" --node-id "$id" --cluster-listen 127.0.0.1:${CP[$name]} --log-level warn \
     --election-timeout-ms 1000 --heartbeat-ms 100 --offline-wait-ms $WAIT "$@" >>"$TMP/$name.log" 2>&1 &

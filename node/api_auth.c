@@ -54,11 +54,23 @@ void api_login(struct api_req *ar) {
     return api_done(ar);
   }
   struct ledger_rd *rd;
+  uint64_t users = 0;
   int rc = ledger_rd_begin(ar->node->ledger, &rd);
   if (rc == 0) {
     st->found = strlen(username) <= LEDGER_ID_MAX &&
                 ledger_user_by_name(rd, username, &st->user) == 0;
+    rc = ledger_user_count(rd, &users);
     ledger_rd_end(rd);
+  }
+  /* No account at all: a cluster's first leader has not committed its
+   * bootstrap admin yet, or a joining gate has not caught up. Saying so
+   * (rather than 401) tells a client to retry, not to doubt the password. */
+  if (rc == 0 && users == 0) {
+    free(st);
+    api_problem(ar, 503, "not_ready",
+                "this gate has no accounts yet: its ledger is still being bootstrapped or "
+                "caught up; retry in a moment");
+    return api_done(ar);
   }
   /* An unknown user costs the same Argon2id check as a known one (against a
    * hash made at start-up), so timing does not tell which usernames exist. */

@@ -27,11 +27,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# free_port: a loopback port nothing listens on and that this test has not
+# handed out before (a port handed out is not listened on until its gate
+# starts, and it is called in $(...), so the list is kept in a file).
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768+)
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+    grep -qx "$p" "$TMP/ports" 2>/dev/null && continue
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && continue
+    echo "$p" >> "$TMP/ports"
+    echo "$p"; return
   done
 }
 
@@ -61,6 +67,18 @@ start_gate() {
 check() { # check NAME COMMAND...: passes when the command succeeds
   local name=$1; shift
   if "$@" >/dev/null 2>&1; then PASS=$((PASS + 1)); else FAIL=$((FAIL + 1)); echo "FAIL: $name"; fi
+}
+
+# setup_failed WHAT: the test cannot go on; counts as a failed check, so the
+# cleanup prints the end of every gate's log, and says which gates still run.
+setup_failed() {
+  FAIL=$((FAIL + 1)); echo "FAIL: setup: $*"
+  local p
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    if kill -0 "$p" 2>/dev/null; then echo "  gate pid $p is running"; else echo "  gate pid $p has exited"; fi
+  done
+  exit 1
 }
 
 eq() { [ "$1" = "$2" ] || { echo "  expected [$2] got [$1]" >&2; return 1; }; }
@@ -134,6 +152,12 @@ festival() {
   check "setup: $n tickets with QR payloads" test "$(jf "$r" .created)/$(cat "$TMP"/qr/"$prefix"* | grep -c .)" = "$n/$n"
 }
 
-login() { # login URL USER PASS -> token
-  curl -s "$1/auth/login" -d "{\"username\":\"$2\",\"password\":\"$3\"}" | jq -r .token
+login() { # login URL USER PASS -> token; waits up to 20 s while the gate is not_ready
+  local r _
+  for _ in $(seq 1 200); do
+    r=$(curl -s -m 10 "$1/auth/login" -d "{\"username\":\"$2\",\"password\":\"$3\"}")
+    [ "$(jq -r .code <<<"$r" 2>/dev/null)" = not_ready ] || break
+    sleep 0.1
+  done
+  jq -r .token <<<"$r"
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Two faults of a 2-voter cluster:
+# Two faults of a 2-voter cluster (and, first, the login of a gate that has
+# no accounts yet):
 #  - without a quorum (the other voter frozen) a write waits for
 #    request-timeout-ms, then gets 503 no_quorum, and commits once the voter
 #    is back;
@@ -14,10 +15,20 @@ CA=$(free_port); CB=$(free_port)
 start_gate a --node-id 1 --cluster-listen 127.0.0.1:$CA --bootstrap "${FLAGS[@]}" || exit 1
 # Up to 30 s: under ASan+UBSan on a busy machine the first election can
 # take several seconds, and a join token is only given by a leader.
-for _ in $(seq 1 300); do curl -s "$URL_a/cluster/status" | grep -q '"role":"leader"' && break; sleep 0.1; done
+wait_until 30 eval 'status "$URL_a" | grep -q "\"role\":\"leader\""' ||
+  setup_failed "gate a is not the leader after 30 s: $(status "$URL_a")"
 ADMIN=$(login "$URL_a" admin admin-pass-1)
-JT=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq -r '.token // empty')
-[ -n "$JT" ] || { echo "gate a gave no join token (not the leader after 30 s?)" >&2; exit 1; }
+[ -n "$ADMIN" ] && [ "$ADMIN" != null ] || setup_failed "no admin token from gate a"
+JT=$(curl -s -m 10 -H "Authorization: Bearer $ADMIN" "$URL_a/cluster/join-token" | jq -r '.token // empty')
+[ -n "$JT" ] || setup_failed "gate a gave no join token"
+# A gate that has joined nothing yet has no accounts: its login says
+# not_ready (retry), not a wrong password.
+start_gate lone --node-id 3 --cluster-listen 127.0.0.1:$(free_port) --join 127.0.0.1:$(free_port) \
+  --join-token "$JT" "${FLAGS[@]}" || exit 1
+r=$(api POST "$URL_lone/auth/login" "" '{"username":"admin","password":"admin-pass-1"}')
+check "login at a gate with no accounts yet is 503" eq "$(status_of "$r")" 503
+check "with the code not_ready" eq "$(jf "$r" .code)" not_ready
+kill -9 "$PID_lone"
 start_gate b --node-id 2 --cluster-listen 127.0.0.1:$CB --join 127.0.0.1:$CA --join-token "$JT" "${FLAGS[@]}" || exit 1
 for _ in $(seq 1 300); do [ "$(curl -s "$URL_a/cluster/status" | jq '.members | length')" = 2 ] && break; sleep 0.1; done
 api POST "$URL_a/events" "$ADMIN" '{"id":"fest","name":"Fest","starts_ms":0,"ends_ms":4102444800000}' >/dev/null
