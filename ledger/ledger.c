@@ -467,6 +467,14 @@ int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out) {
   return count_table(rd, LEDGER_T_TICKETS, out);
 }
 
+int ledger_ticket_pages(struct ledger_rd *rd, uint64_t *out) {
+  MDB_stat st;
+  int rc = ledger__mdb_err(mdb_stat(rd->txn, rd->l->dbi[LEDGER_T_TICKETS], &st));
+  if (rc == 0)
+    *out = (uint64_t)st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+  return rc;
+}
+
 int ledger_incident_count(struct ledger_rd *rd, uint64_t *out) {
   return count_table(rd, LEDGER_T_INCIDENTS, out);
 }

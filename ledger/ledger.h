@@ -163,6 +163,8 @@ int ledger_redeem_get(struct ledger_rd *rd, const char *ticket_id, const char *r
 int64_t ledger_dedup_floor(struct ledger_rd *rd);
 int ledger_user_count(struct ledger_rd *rd, uint64_t *out);
 int ledger_ticket_count(struct ledger_rd *rd, uint64_t *out);
+/* The pages (branch, leaf, overflow) the tickets' table takes. */
+int ledger_ticket_pages(struct ledger_rd *rd, uint64_t *out);
 int ledger_incident_count(struct ledger_rd *rd, uint64_t *out);
 /* The incident of provisional admission (origin, pseq), if one was found. */
 int ledger_incident_get(struct ledger_rd *rd, uint64_t origin, uint64_t pseq,

@@ -84,6 +84,20 @@ static int one(const struct sim_cfg *cfg, uint64_t seed, const char *report, boo
   if (report && sim_report_html(w, report) != 0)
     fprintf(stderr, "gatesim: cannot write %s\n", report);
   double t2 = wall_s();
+  /* What the gates' ledgers hold at the end (the checks settled them all):
+   * the tickets' table and the file's pages in use, per gate. */
+  uint64_t tk_pages = 0, file_bytes = 0;
+  if (bench)
+    for (unsigned i = 0; i < cfg->gates; i++) {
+      struct ledger_rd *rd;
+      uint64_t p = 0;
+      if (ledger_rd_begin(w->g[i]->ledger, &rd) == 0) {
+        if (ledger_ticket_pages(rd, &p) == 0)
+          tk_pages += p;
+        ledger_rd_end(rd);
+      }
+      file_bytes += ledger_size_bytes(w->g[i]->ledger);
+    }
   uint64_t by_thread, by_settle;
   double lane_cpu, main_cpu;
   lane_counts(w->lane, &by_thread, &by_settle, &lane_cpu);
@@ -119,7 +133,10 @@ static int one(const struct sim_cfg *cfg, uint64_t seed, const char *report, boo
            "), a gate's own entries %" PRIu64 " (%" PRIu64 ")\n",
            reads[SIM_READ_VERIFY], caught[SIM_READ_VERIFY], reads[SIM_READ_PRUNE],
            caught[SIM_READ_PRUNE], reads[SIM_READ_OWN], caught[SIM_READ_OWN]);
-    printf("bench: the ledgers in %s pages\n", huge_ledgers ? "2 MiB" : "4 KiB");
+    printf("bench: the ledgers in %s pages; at the end, per gate, the tickets' table in %.0f "
+           "pages of 4 KiB and %.1f MiB of the ledger's file in use\n",
+           huge_ledgers ? "2 MiB" : "4 KiB", (double)tk_pages / cfg->gates,
+           (double)file_bytes / cfg->gates / 1048576.0);
   }
   return bad ? 1 : 0;
 }

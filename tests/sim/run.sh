@@ -69,6 +69,11 @@ check "bench: one verify read per verdict" test "${rv:-x}" = "$(( ${verdicts% *}
 check "bench: the festival's reads applied entries, no more than all reads did" \
   test "$(( ${cv:-0} + ${cp:-0} + ${co:-0} ))" -gt 0 -a "$(( ${cv:-0} + ${cp:-0} + ${co:-0} ))" -le "${byreads:-0}"
 check "bench: own entries were read, and prunes ran (the scenario splits)" test "${ro:-0}" -gt 0 -a "${rp:-0}" -gt 0
+# The ledgers at the end, per gate: a tickets' table and a file in use, the
+# file larger than the table (it holds the audit records and more).
+read -r tkp fmib < <(sed -n "s/^bench: .*the tickets' table in \([0-9]*\) pages of 4 KiB and \([0-9.]*\) MiB .*/\1 \2/p" "$TMP/pre")
+check "bench: the tickets' pages and the file in use per gate, the file the larger" \
+  awk -v p="${tkp:-0}" -v f="${fmib:-0}" 'BEGIN { exit !(p > 0 && f * 256 > p) }'
 # As root the ledgers go on a tmpfs of the simulator's own, in 2 MiB pages,
 # which nothing outside the process sees.
 if [ "$(id -u)" = 0 ]; then
