@@ -19,16 +19,7 @@ NCRED=${BENCH_CLUSTER_CREDS:-250000}
 TMP=$(mktemp -d /tmp/gm-cbench.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done; [ -n "${GM_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"' EXIT
-# Distinct free ports below the ephemeral range (32768+), into $P; PORTS
-# remembers the ones handed out, since nothing listens on them yet.
-PORTS=" "
-port() {
-  while :; do
-    p=$((20000 + RANDOM % 12000))
-    case "$PORTS" in *" $p "*) continue;; esac
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { PORTS+="$p "; P=$p; return; }
-  done
-}
+source bench/ports.sh
 wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
 rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
 pct() { awk -v p="$2" '$1 == p {print $2}' "$1"; }

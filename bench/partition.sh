@@ -17,17 +17,21 @@ PARTS=${BENCH_PARTS:-123}   # which of the three to run
 WAIT=300
 TMP=$(mktemp -d /tmp/gm-pbench.XXXXXX)
 PIDS=()
-trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
-# Distinct free ports below the ephemeral range (32768+), into $P; PORTS
-# remembers the ones handed out, since nothing listens on them yet.
-PORTS=" "
-port() {
-  while :; do
-    p=$((20000 + RANDOM % 12000))
-    case "$PORTS" in *" $p "*) continue;; esac
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { PORTS+="$p "; P=$p; return; }
+# stop_gates: SIGTERM to every gate started, and up to 10 s to stop (then
+# SIGKILL), so that no part, and not the script, ends with gates running.
+stop_gates() {
+  local p _ alive
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 100); do
+    alive=0
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.1
   done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  PIDS=()
 }
+trap 'stop_gates; rm -rf "$TMP"' EXIT
+source bench/ports.sh
 wait_until() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 if [[ $PARTS == *1* ]]; then
@@ -83,8 +87,7 @@ max=$(tail -1 "$TMP/sorted" | cut -d' ' -f1)
 prov=$(grep -c " true$" "$TMP/times" || true)
 target=$((WAIT + 50))
 echo "decision_ms median=$med max=$max provisional=$prov/$TRIALS target<=$target ratio_max=$(echo "scale=2; $max / $target" | bc)"
-for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-PIDS=()
+stop_gates
 fi
 
 if [[ $PARTS == *2* ]]; then

@@ -19,8 +19,7 @@ CONNS=64
 TMP=$(mktemp -d /tmp/gm-bench.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
-# Ports below the ephemeral range (32768+), so no outgoing connection holds them.
-port() { while :; do p=$((20000 + RANDOM % 12000)); (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }; done; }
+source bench/ports.sh
 wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
 rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$1"; }
 lat() { awk '/Latency/ {print $2}' "$1"; }
@@ -33,13 +32,13 @@ echo "== biometric 1:N, one core, against memory streaming"
 taskset -c 0 "$B/bench/bench_bio"
 
 echo "== HTTP POST /verify, wrk -t1 -c$CONNS -d${DUR}s, $ROUNDS interleaved rounds"
-HP=$(port)
+port; HP=$P
 taskset -c 0 "$B/bench/hello" "$HP" & PIDS+=($!)
 wait_http "http://127.0.0.1:$HP/"
 # The hello peer gets the same request bytes the gate will get.
 N_PASS=${BENCH_PASS_CREDS:-750000}
 N_QR=${BENCH_QR_CREDS:-300000}
-GP=$(port)
+port; GP=$P
 DATA=$TMP/gate
 GATE=(taskset -c 0 "$B/gated" --data-dir "$DATA" --http-listen 127.0.0.1:$GP --pass-period-s 120
       --log-level warn --gate bench)
