@@ -14,7 +14,8 @@ FLAGS=(--map-size-mb 16 --log-level info --request-timeout-ms 1500 --election-ti
 CA=$(free_port); CB=$(free_port)
 start_gate a --node-id 1 --cluster-listen 127.0.0.1:$CA --bootstrap "${FLAGS[@]}" || exit 1
 # Up to 30 s: under ASan+UBSan on a busy machine the first election can
-# take several seconds, and a join token is only given by a leader.
+# take several seconds, and the admin account exists once the first leader
+# has committed it (login() retries while the gate answers not_ready).
 wait_until 30 eval 'status "$URL_a" | grep -q "\"role\":\"leader\""' ||
   setup_failed "gate a is not the leader after 30 s: $(status "$URL_a")"
 ADMIN=$(login "$URL_a" admin admin-pass-1)
