@@ -54,12 +54,13 @@ void api_login(struct api_req *ar) {
     return api_done(ar);
   }
   struct ledger_rd *rd;
-  uint64_t users = 0;
+  uint64_t users = 1;
   int rc = ledger_rd_begin(ar->node->ledger, &rd);
   if (rc == 0) {
     st->found = strlen(username) <= LEDGER_ID_MAX &&
                 ledger_user_by_name(rd, username, &st->user) == 0;
-    rc = ledger_user_count(rd, &users);
+    if (!st->found)
+      rc = ledger_user_count(rd, &users);
     ledger_rd_end(rd);
   }
   /* No account at all: a cluster's first leader has not committed its
