@@ -161,12 +161,32 @@ static void reply_verdict(struct api_req *ar, const struct verify_state *st, int
   api_reply_text(ar, 200, "application/json", (const char *)b.ptr, b.len);
 }
 
+/* A refusal no ledger command records: audited in the next commit. */
+static void audit_denied(struct api_req *ar, const struct verify_state *st, int reason,
+                         int64_t at_ms) {
+  struct ledger_audit a;
+  memset(&a, 0, sizeof a);
+  a.time_ms = at_ms;
+  strcpy(a.gate, st->gate);
+  strcpy(a.method, st->method);
+  strcpy(a.ticket_id, st->ticket_id);
+  strcpy(a.action, "verify");
+  strcpy(a.result, "denied");
+  strcpy(a.reason, ledger_reason_str(reason));
+  strcpy(a.device, ar->device);
+  strcpy(a.ip, ar->ip);
+  commit_audit(&ar->node->commit, &a);
+}
+
 static void verify_done(struct api_req *ar, const struct ledger_result *res, bool provisional) {
   struct verify_state *st = ar->state;
-  if (res->rc == GM_ENOQUORUM)
+  if (res->rc == GM_ENOQUORUM) {
     /* Strict policy and no leader within the request timeout: a verdict,
      * not an error — the scanner shows "not admitted". */
-    reply_verdict(ar, st, LEDGER_REASON_NO_QUORUM, node_now_ms(), NULL, false);
+    int64_t now = node_now_ms();
+    audit_denied(ar, st, LEDGER_REASON_NO_QUORUM, now);
+    reply_verdict(ar, st, LEDGER_REASON_NO_QUORUM, now, NULL, false);
+  }
   else if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN)
     api_error(ar, res->rc, "the gate is overloaded or stopping: not recorded, do not admit; retry");
   else if (res->rc != 0)
@@ -295,18 +315,7 @@ static void verify_common(struct api_req *ar, const char *method, json_t *presen
       strcmp(method, "biometric") == 0 && json_object_get(presented, "ticket_id") == NULL)
     st->ticket_id[0] = 0; /* a face that matched nobody well enough names no one */
   if (!out.propose) {
-    struct ledger_audit a;
-    memset(&a, 0, sizeof a);
-    a.time_ms = env.now_ms;
-    strcpy(a.gate, gate);
-    strcpy(a.method, st->method);
-    strcpy(a.ticket_id, st->ticket_id);
-    strcpy(a.action, "verify");
-    strcpy(a.result, "denied");
-    strcpy(a.reason, ledger_reason_str(out.claim.reason));
-    strcpy(a.device, ar->device);
-    strcpy(a.ip, ar->ip);
-    commit_audit(&n->commit, &a);
+    audit_denied(ar, st, out.claim.reason, env.now_ms);
     reply_verdict(ar, st, out.claim.reason, env.now_ms,
                   out.has_first_use ? &out.first_use : NULL, false);
     free(st);

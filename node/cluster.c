@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -35,6 +36,10 @@
 #define TICK_MS 50
 #define MEMBERS_MAX 64
 #define FWD_MAX_CMDS 1024
+/* Audit batches waiting for a leader (keep items), in bytes; past this a
+ * new one is dropped and counted (gate_audit_dropped_total). */
+#define KEEP_BYTES_MAX ((uint64_t)64 << 20)
+#define SPOOL_FILE "audit.held"
 
 enum { CK_RAFT = 1, CK_RPC = 2 };
 enum { CS_HELLO, CS_HEADER, CS_AUTH, CS_OPEN, CS_CLOSED };
@@ -73,6 +78,7 @@ struct citem {
   struct commit_item it;
   int64_t deadline_ms;
   uint64_t queued_ns; /* uv_hrtime() when it reached the cluster queue */
+  bool answered;      /* in an entry that timed out: answered already */
 };
 
 /* An entry proposed by this leader, waiting to apply. */
@@ -179,6 +185,13 @@ struct cluster {
   /* counters for /metrics */
   uint64_t entries_proposed, cmds_proposed, cmds_forwarded, frames_dropped, conns_refused;
   uint64_t retries, no_quorum;
+  /* audit batches (keep items): in flight, their bytes, dropped past
+   * KEEP_BYTES_MAX, those a stop left unsent (written to SPOOL_FILE) and
+   * those the start read back from it */
+  size_t keeping;
+  uint64_t keep_bytes, audit_dropped, audit_spooled, audit_requeued;
+  struct gm_buf spool;
+  bool spool_on_disk; /* SPOOL_FILE holds batches queued again at the start */
   int64_t leader_contact_ms; /* the last ping from a leader (they ping every second) */
   int64_t last_refusal_log_ms;
   /* erasure on disk (see cluster.h) */
@@ -840,9 +853,18 @@ static void on_kick(uv_idle_t *h);
  * which would answer again the items of a loop that is calling this (the
  * waiters of after_apply and on_tick). on_kick tells it instead, at the
  * next loop iteration. */
+static void spool_done(struct cluster *cl);
+
 static void complete(struct cluster *cl, struct citem *ci, const struct ledger_result *res) {
   GM_ASSERT(cl->inflight > 0);
   cl->inflight--;
+  if (ci->it.keep) {
+    GM_ASSERT(cl->keeping > 0 && cl->keep_bytes >= ci->it.len);
+    cl->keeping--;
+    cl->keep_bytes -= ci->it.len;
+    if (cl->keeping == 0)
+      spool_done(cl);
+  }
   if (ci->it.cb)
     ci->it.cb(ci->it.arg, res);
   free(ci->it.cmd);
@@ -850,10 +872,119 @@ static void complete(struct cluster *cl, struct citem *ci, const struct ledger_r
     uv_idle_start(&cl->kick, on_kick);
 }
 
+/* Whether an audit batch past its deadline waits on: yes until the gate
+ * stops (its drain then ends at the deadlines, and the stop writes what is
+ * left to SPOOL_FILE). */
+static bool holds(const struct cluster *cl, const struct citem *ci) {
+  return ci->it.keep && !cl->stopping && !cl->n->commit.closing;
+}
+
+/* An audit batch this gate could not hand to Raft goes to the spool, which
+ * the stop writes to SPOOL_FILE; the next start queues it again. */
+static void spool_add(struct cluster *cl, const struct citem *ci) {
+  uint32_t n = (uint32_t)ci->it.len;
+  uint8_t len[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+  if (cl->spool.len + ci->it.len + 4 > KEEP_BYTES_MAX || gm_buf_append(&cl->spool, len, 4) != 0 ||
+      gm_buf_append(&cl->spool, ci->it.cmd, ci->it.len) != 0) {
+    cl->audit_dropped++;
+    GM_WARN("audit entries dropped: no room to keep them", "bytes=%zu", ci->it.len);
+    return;
+  }
+  cl->audit_spooled++;
+}
+
+static void spool_path(const struct cluster *cl, char *out, size_t cap) {
+  snprintf(out, cap, "%s/" SPOOL_FILE, cl->n->cfg.data_dir);
+}
+
+/* Every audit batch in flight has completed: those SPOOL_FILE held are in
+ * the ledger now. */
+static void spool_done(struct cluster *cl) {
+  if (!cl->spool_on_disk || cl->stopping || cl->n->commit.closing)
+    return;
+  char path[NODE_PATH_MAX + 16];
+  spool_path(cl, path, sizeof path);
+  if (unlink(path) != 0 && errno != ENOENT)
+    GM_WARN("cannot remove the file of kept audit entries", "path=%s err=%s", path,
+            strerror(errno));
+  cl->spool_on_disk = false;
+}
+
+/* At the stop: what the spool holds, written and synced (or the file
+ * removed when nothing is left). */
+static void spool_write(struct cluster *cl) {
+  char path[NODE_PATH_MAX + 16], tmp[NODE_PATH_MAX + 24];
+  spool_path(cl, path, sizeof path);
+  if (cl->spool.len == 0) {
+    if (cl->spool_on_disk)
+      unlink(path);
+    return;
+  }
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0;
+  for (size_t off = 0; ok && off < cl->spool.len;) {
+    ssize_t w = write(fd, cl->spool.ptr + off, cl->spool.len - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    ok = w > 0;
+    off += ok ? (size_t)w : 0;
+  }
+  ok = ok && fsync(fd) == 0;
+  if (fd >= 0)
+    close(fd);
+  if (ok && rename(tmp, path) == 0) {
+    GM_INFO("audit entries kept for the next start", "batches=%" PRIu64 " bytes=%zu",
+            cl->audit_spooled, cl->spool.len);
+  } else {
+    unlink(tmp);
+    GM_ERROR("audit entries lost: cannot write them", "path=%s err=%s", path, strerror(errno));
+  }
+}
+
+/* At the start: the batches the last stop kept, queued again (each has its
+ * request id, so one that did reach the ledger changes nothing). A record
+ * that is cut short or is not an audit batch ends the reading. */
+static void spool_load(struct cluster *cl) {
+  char path[NODE_PATH_MAX + 16];
+  spool_path(cl, path, sizeof path);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return;
+  uint64_t n = 0;
+  uint8_t h[4];
+  while (fread(h, 1, 4, f) == 4) {
+    size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24;
+    uint8_t *cmd = len > 0 && len <= ENTRY_BYTES_MAX ? malloc(len) : NULL;
+    struct ledger_cmd c;
+    if (cmd == NULL || fread(cmd, 1, len, f) != len || ledger_cmd_decode(cmd, len, &c) != 0) {
+      free(cmd);
+      GM_WARN("kept audit entries: a record is cut short or unreadable; the rest is skipped",
+              "path=%s read=%" PRIu64, path, n);
+      break;
+    }
+    bool audit = c.op == LEDGER_OP_AUDIT_BATCH && c.rid[0];
+    ledger_cmd_free(&c);
+    if (!audit || commit_requeue_audit(&cl->n->commit, cmd, len) != 0) {
+      free(cmd);
+      GM_WARN("kept audit entries: a record is not an audit batch; the rest is skipped",
+              "path=%s read=%" PRIu64, path, n);
+      break;
+    }
+    n++;
+  }
+  fclose(f);
+  cl->audit_requeued = n;
+  cl->spool_on_disk = true;
+  GM_INFO("audit entries kept by the last stop queued again", "batches=%" PRIu64, n);
+}
+
 static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
   struct ledger_result r;
   memset(&r, 0, sizeof r);
   r.rc = rc;
+  if (ci->it.keep)
+    spool_add(cl, ci);
   complete(cl, ci, &r);
 }
 
@@ -871,11 +1002,13 @@ static int queue_push(struct cluster *cl, const struct citem *ci) {
   return 0;
 }
 
-/* Requeues commands whose proposal failed, or fails them past deadline. */
+/* Requeues commands whose proposal failed, or fails them past deadline
+ * (audit batches wait on, see holds). */
 static void retry_items(struct cluster *cl, struct citem *items, size_t n) {
   int64_t now = now_ms();
   for (size_t i = 0; i < n; i++) {
-    if (now >= items[i].deadline_ms || cl->stopping) {
+    items[i].answered = false;
+    if (cl->stopping || (now >= items[i].deadline_ms && !holds(cl, &items[i]))) {
       cl->no_quorum++;
       fail_item(cl, &items[i], GM_ENOQUORUM);
     } else if (queue_push(cl, &items[i]) != 0) {
@@ -947,13 +1080,19 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
       *pp = b->next;
       break;
     }
-  if (b->answered) {
-    /* Answered already: its requests timed out while the entry waited. */
+  /* Items answered already (their requests timed out while the entry
+   * waited) are left out; audit batches are never answered early. */
+  size_t k = 0;
+  for (size_t i = 0; i < b->n; i++)
+    if (!b->items[i].answered)
+      b->items[k++] = b->items[i];
+  if (k == 0) {
   } else if (status == 0 && b->applied) {
     struct node_metrics *m = &cl->n->metrics;
-    node_observe(m->raft_commit, &m->raft_commit_sum_s, uv_hrtime() - b->proposed_ns);
+    if (!b->answered)
+      node_observe(m->raft_commit, &m->raft_commit_sum_s, uv_hrtime() - b->proposed_ns);
     cl->completing_index = b->index;
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < k; i++) {
       struct ledger_result r = b->items[i].it.res;
       complete(cl, &b->items[i], &r);
     }
@@ -963,8 +1102,8 @@ static void on_apply_done(struct raft_apply *req, int status, void *result) {
      * that did commit after all comes back as the first result: its request
      * id is in the ledger's dedup table. */
     GM_DEBUG("raft apply did not complete; retrying", "status=%s commands=%zu",
-             raft_strerror(status), b->n);
-    retry_items(cl, b->items, b->n);
+             raft_strerror(status), k);
+    retry_items(cl, b->items, k);
   }
   free(b->items);
   free(b);
@@ -1130,7 +1269,7 @@ static void on_kick(uv_idle_t *h) {
   int64_t now = now_ms();
   size_t keep = 0;
   for (size_t i = 0; i < cl->n_queue; i++) {
-    if (now >= cl->queue[i].deadline_ms) {
+    if (now >= cl->queue[i].deadline_ms && !holds(cl, &cl->queue[i])) {
       cl->no_quorum++;
       fail_item(cl, &cl->queue[i], GM_ENOQUORUM);
     } else {
@@ -1158,6 +1297,17 @@ static void remote_submit(void *arg, struct commit_item *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     struct citem ci = {.it = items[i], .deadline_ms = deadline, .queued_ns = uv_hrtime()};
     cl->inflight++;
+    if (ci.it.keep) {
+      cl->keeping++;
+      cl->keep_bytes += ci.it.len;
+      if (cl->keep_bytes > KEEP_BYTES_MAX) {
+        cl->audit_dropped++;
+        GM_WARN("audit entries dropped: too many wait for a leader", "waiting_bytes=%" PRIu64,
+                cl->keep_bytes - ci.it.len);
+        complete(cl, &ci, &(struct ledger_result){.rc = GM_ELIMIT});
+        continue;
+      }
+    }
     if (cl->stopping || !room || queue_push(cl, &ci) != 0)
       fail_item(cl, &ci, cl->stopping ? GM_ESHUTDOWN : !room ? GM_EFULL : GM_ENOMEM);
   }
@@ -1766,7 +1916,10 @@ static void on_tick(uv_timer_t *t) {
       b->answered = true;
       int rc = cl->fsm.last_error == GM_EFULL ? GM_EFULL : GM_ENOQUORUM;
       for (size_t i = 0; i < b->n; i++) {
+        if (holds(cl, &b->items[i]))
+          continue; /* the entry's outcome decides (on_apply_done) */
         cl->no_quorum += rc == GM_ENOQUORUM;
+        b->items[i].answered = true;
         fail_item(cl, &b->items[i], rc);
       }
     }
@@ -1921,6 +2074,7 @@ int cluster_start(struct node *n) {
   n->commit.remote = remote_submit;
   n->commit.remote_idle = remote_idle;
   n->commit.remote_arg = cl;
+  spool_load(cl);
   uv_timer_start(&cl->tick, on_tick, TICK_MS, TICK_MS);
   GM_INFO("cluster member started", "node_id=%" PRIu64 " addr=%s join=%s voters=%u", cl->id,
           cl->address, cl->join_target[0] ? cl->join_target : "-", n->cfg.voters);
@@ -1985,6 +2139,9 @@ void cluster_free(struct node *n) {
   if (cl == NULL)
     return;
   gm_fsm_close(&cl->fsm);
+  if (cl->raft_started || cl->stopping)
+    spool_write(cl);
+  gm_buf_free(&cl->spool);
   free(cl->queue);
   free(cl->waiters);
   sodium_memzero(cl->key, sizeof cl->key);
@@ -2107,11 +2264,14 @@ void cluster_metrics(struct node *n, char *out, size_t cap) {
            "# TYPE gate_raft_retries_total counter\ngate_raft_retries_total %" PRIu64 "\n"
            "# TYPE gate_raft_no_quorum_total counter\ngate_raft_no_quorum_total %" PRIu64 "\n"
            "# TYPE gate_cluster_frames_dropped_total counter\ngate_cluster_frames_dropped_total %" PRIu64 "\n"
-           "# TYPE gate_raft_entries_skipped_total counter\ngate_raft_entries_skipped_total %" PRIu64 "\n",
+           "# TYPE gate_raft_entries_skipped_total counter\ngate_raft_entries_skipped_total %" PRIu64 "\n"
+           "# TYPE gate_audit_batches_waiting gauge\ngate_audit_batches_waiting %zu\n"
+           "# TYPE gate_audit_dropped_total counter\ngate_audit_dropped_total %" PRIu64 "\n"
+           "# TYPE gate_audit_requeued_total counter\ngate_audit_requeued_total %" PRIu64 "\n",
            (uint64_t)raft_last_applied(&cl->raft), (uint64_t)raft_current_term(&cl->raft),
            raft_state(&cl->raft) == RAFT_LEADER, cl->entries_proposed, cl->cmds_proposed,
            cl->cmds_forwarded, cl->retries, cl->no_quorum, cl->frames_dropped,
-           cl->fsm.skipped_entries);
+           cl->fsm.skipped_entries, cl->keeping, cl->audit_dropped, cl->audit_requeued);
 }
 
 /* ---------------------------------------------------------------- leave */

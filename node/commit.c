@@ -3,6 +3,7 @@
  */
 #include "commit.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,8 @@ int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
   return 0;
 }
 
-static int push(struct commit_queue *q, uint8_t *cmd, size_t len, commit_cb cb, void *arg) {
+static int push(struct commit_queue *q, uint8_t *cmd, size_t len, commit_cb cb, void *arg,
+                bool keep) {
   if (q->n_pending == q->cap_pending) {
     if (q->cap_pending >= COMMIT_QUEUE_MAX)
       return GM_ELIMIT;
@@ -56,7 +58,8 @@ static int push(struct commit_queue *q, uint8_t *cmd, size_t len, commit_cb cb, 
   }
   if (q->n_pending == 0)
     q->first_pending_us = uv_hrtime() / 1000;
-  q->pending[q->n_pending++] = (struct commit_item){.cmd = cmd, .len = len, .cb = cb, .arg = arg};
+  q->pending[q->n_pending++] =
+      (struct commit_item){.cmd = cmd, .len = len, .cb = cb, .arg = arg, .keep = keep};
   if (!q->busy)
     uv_check_start(&q->check, on_check);
   return 0;
@@ -75,12 +78,15 @@ int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb 
   if (cmd == NULL)
     return GM_ENOMEM;
   memcpy(cmd, q->scratch.sb.data, q->scratch.sb.size);
-  int rc = push(q, cmd, q->scratch.sb.size, cb, arg);
+  int rc = push(q, cmd, q->scratch.sb.size, cb, arg, false);
   if (rc != 0)
     free(cmd);
   return rc;
 }
 
+/* An audit batch carries a request id of its own, random: sent again after
+ * an answer that got lost, or queued again after a restart, it is found in
+ * the ledger's dedup table and changes nothing. */
 static void flush_audit(struct commit_queue *q, int64_t ts) {
   if (q->n_audit == 0)
     return;
@@ -88,12 +94,16 @@ static void flush_audit(struct commit_queue *q, int64_t ts) {
   memset(&c, 0, sizeof c);
   c.op = LEDGER_OP_AUDIT_BATCH;
   c.ts_ms = ts;
+  uint8_t r[12];
+  randombytes_buf(r, sizeof r);
+  memcpy(c.rid, "audit-", 6);
+  sodium_bin2hex(c.rid + 6, sizeof c.rid - 6, r, sizeof r);
   c.u.audit.v = q->audit;
   c.u.audit.n = q->n_audit;
   struct mpk_w w;
   mpk_w_init(&w);
   ledger_cmd_encode(&c, &w);
-  if (push(q, (uint8_t *)w.sb.data, w.sb.size, NULL, NULL) != 0) {
+  if (push(q, (uint8_t *)w.sb.data, w.sb.size, NULL, NULL, true) != 0) {
     GM_WARN("audit entries dropped: commit queue full", "count=%u", q->n_audit);
     mpk_w_free(&w);
   }
@@ -106,6 +116,12 @@ void commit_audit(struct commit_queue *q, const struct ledger_audit *a) {
   q->audit[q->n_audit++] = *a;
   if (!q->busy)
     uv_check_start(&q->check, on_check);
+}
+
+int commit_requeue_audit(struct commit_queue *q, uint8_t *cmd, size_t len) {
+  if (q->closing)
+    return GM_ESHUTDOWN;
+  return push(q, cmd, len, NULL, NULL, true);
 }
 
 /* On the worker: journal (the durability point), then apply to the ledger.

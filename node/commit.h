@@ -37,6 +37,10 @@ struct commit_item {
   commit_cb cb;
   void *arg;
   struct ledger_result res;
+  /* An AUDIT_BATCH (it has a request id of its own, so a repeat changes
+   * nothing): in a cluster it waits for a leader however long that takes,
+   * rather than expire at request-timeout-ms (see cluster.h). */
+  bool keep;
 };
 
 struct commit_stats {
@@ -91,6 +95,9 @@ int commit_init(struct commit_queue *q, uv_loop_t *loop, struct ledger *ledger,
  * after commit_drain. */
 int commit_submit(struct commit_queue *q, const struct ledger_cmd *c, commit_cb cb, void *arg);
 void commit_audit(struct commit_queue *q, const struct ledger_audit *a);
+/* Queues an encoded AUDIT_BATCH again (one kept over a restart, see
+ * cluster.h), as a keep item; takes cmd. */
+int commit_requeue_audit(struct commit_queue *q, uint8_t *cmd, size_t len);
 /* Stops taking commands; calls done once everything queued has committed. */
 void commit_drain(struct commit_queue *q, void (*done)(void *arg), void *arg);
 void commit_close(struct commit_queue *q);

@@ -351,8 +351,23 @@ static int ack_push(struct provisional *pv, struct api_req *ar, pv_done_fn done,
 
 /* ---------------------------------------------------- the admission */
 
-static void deny(struct api_req *ar, pv_done_fn done, int reason, const struct prov_rec *heard,
-                 int64_t now) {
+/* A refusal on the available path (heard of by gossip, over the budget) is
+ * in no ledger command: it is audited in the next commit, which waits for
+ * a leader however long that takes (see cluster.h). */
+static void deny(struct provisional *pv, const struct ledger_cmd *c, struct api_req *ar,
+                 pv_done_fn done, int reason, const struct prov_rec *heard, int64_t now) {
+  struct ledger_audit a;
+  memset(&a, 0, sizeof a);
+  a.time_ms = now;
+  snprintf(a.gate, sizeof a.gate, "%s", c->gate);
+  snprintf(a.method, sizeof a.method, "%s", c->u.redeem.method);
+  snprintf(a.ticket_id, sizeof a.ticket_id, "%s", c->u.redeem.ticket_id);
+  strcpy(a.action, "verify");
+  strcpy(a.result, "denied");
+  snprintf(a.reason, sizeof a.reason, "%s", ledger_reason_str(reason));
+  snprintf(a.device, sizeof a.device, "%s", c->u.redeem.device);
+  snprintf(a.ip, sizeof a.ip, "%s", c->u.redeem.ip);
+  commit_audit(&pv->n->commit, &a);
   struct ledger_result res;
   memset(&res, 0, sizeof res);
   res.reason = reason;
@@ -389,7 +404,7 @@ static void admit_provisional(struct provisional *pv, struct api_req *ar, pv_don
   if (d.action != ADMIT_PROVISIONAL) {
     if (d.reason == LEDGER_REASON_BUDGET_EXHAUSTED)
       pv->denied_budget++;
-    deny(ar, done, d.reason, in.heard, node_now_ms());
+    deny(pv, strict, ar, done, d.reason, in.heard, node_now_ms());
     return;
   }
   struct ledger_cmd c;
@@ -412,7 +427,7 @@ static void admit_provisional(struct provisional *pv, struct api_req *ar, pv_don
     free(bytes);
     if (rc == GM_EFULL) {
       pv->denied_budget++;
-      deny(ar, done, LEDGER_REASON_BUDGET_EXHAUSTED, NULL, now);
+      deny(pv, strict, ar, done, LEDGER_REASON_BUDGET_EXHAUSTED, NULL, now);
     } else {
       reply(ar, done, &(struct ledger_result){.rc = rc}, false);
     }
@@ -504,7 +519,7 @@ void provisional_verify(struct node *n, struct api_req *ar, const struct ledger_
   admit_decide(&in, &d);
   if (d.action == ADMIT_DENY) {
     pv->denied_heard += heard != NULL;
-    deny(ar, done, d.reason, heard, redeem->ts_ms);
+    deny(pv, redeem, ar, done, d.reason, heard, redeem->ts_ms);
     return;
   }
   if (d.action == ADMIT_PROVISIONAL) {

@@ -11,7 +11,10 @@
 #    other provisional admissions become the tickets' uses;
 #  - gossip carries a provisional admission to the other gates of the same
 #    side (here a standby), which refuse the ticket before any leader knows
-#    of it; once in the ledger the records are pruned everywhere.
+#    of it; once in the ledger the records are pruned everywhere;
+#  - the refusals of a cut-off gate (heard of by gossip, already used in its
+#    ledger, no_quorum) reach the audit log after the heal, once each, even
+#    past the request timeout and across a graceful restart in between.
 source "$(dirname "$0")/lib.sh"
 
 RAFT_FLAGS=(--election-timeout-ms 600 --heartbeat-ms 60 --log-level info
@@ -123,6 +126,7 @@ check "the provisional log is compacted" wait_until 10 bash -c "[ \$(cat $DIR_c/
 # --- gossip within one side -----------------------------------------------------
 restart d 4 || exit 1
 check "four gates alive in gossip" wait_until 20 bash -c "[ \$(curl -s $URL_d/cluster/status | jq .gossip.alive) = 4 ]"
+wait_until 10 bash -c "[ \$(curl -s $URL_d/cluster/status | jq .applied_index) = \$(curl -s $URL_a/cluster/status | jq .applied_index) ]"
 e0=$(pv "$URL_c" partition_epoch)
 kill -STOP "$PID_a" "$PID_b"
 v=$(verify "$URL_c" o6)
@@ -131,10 +135,37 @@ check "in a new partition epoch" test "$(pv "$URL_c" partition_epoch)" -gt "$e0"
 v=$(verify "$URL_d" o6)
 check "d, on the same side, heard of it and refuses o6" \
   eq "$(echo "$v" | jq -c '[.admitted, .reason, .first_use.gate]')" '[false,"already_used","c"]'
+v=$(verify "$URL_d" o1)
+check "d refuses o1, used in its ledger" eq "$(echo "$v" | jq -c '[.admitted, .reason]')" '[false,"already_used"]'
+v=$(verify "$URL_d" s1)
+check "and s1, of a strict event: no_quorum" eq "$(echo "$v" | jq -r .reason)" no_quorum
+sleep 1 # o1's audit entry is now past the request timeout (2.5 s)
+check "d's audit entries wait for a leader" \
+  bash -c "curl -s $URL_d/metrics | grep -q '^gate_audit_batches_waiting [1-9]'"
+kill -TERM "$PID_d"
+check "d stops gracefully while cut off" wait_until 15 bash -c "! kill -0 $PID_d 2>/dev/null"
+check "and keeps its audit entries on disk" test -s "$DIR_d/data/audit.held"
+restart d 4 || exit 1
+check "which d queues again at its start" \
+  wait_until 5 grep -q 'audit entries kept by the last stop queued again.*batches=[1-9]' "$DIR_d/log"
+check "and counts them" bash -c "curl -s $URL_d/metrics | grep -q '^gate_audit_requeued_total [1-9]'"
+v=$(verify "$URL_d" o1)
+check "d refuses o1 once more" eq "$(echo "$v" | jq -r .reason)" already_used
+sleep 3 # past the request timeout again, without a restart this time
 kill -CONT "$PID_a" "$PID_b"
 check "o6 reaches the ledger" wait_until 20 bash -c "curl -s -H 'Authorization: Bearer $ADMIN' $URL_a/tickets/o6 | jq -e '.status == \"used\"'"
 v=$(verify "$URL_a" o6)
 check "and is refused at a" eq "$(echo "$v" | jq -r .reason)" already_used
 check "records are pruned everywhere once in the ledger" \
   wait_until 10 bash -c "for u in $URL_a $URL_b $URL_c; do [ \$(curl -s \$u/cluster/status | jq .provisional.held) = 0 ] || exit 1; done"
+d_refusals() { # the audit log's refusals at gate d, as ticket:reason, sorted
+  jf "$(api GET "$URL_a/audits/usage?gate=d&limit=1000" "$ADMIN")" \
+    '.events[] | select(.result == "denied") | .ticket_id + ":" + .reason' | sort | paste -sd' '
+}
+d_refusals_are() { [ "$(d_refusals)" = "$1" ]; }
+check "d's refusals reach the audit log, once each" \
+  wait_until 20 d_refusals_are "o1:already_used o1:already_used o6:already_used s1:no_quorum"
+[ "$(d_refusals)" = "o1:already_used o1:already_used o6:already_used s1:no_quorum" ] || echo "  d's refusals: $(d_refusals)" >&2
+check "and d's file of kept entries is gone" wait_until 10 bash -c "[ ! -e $DIR_d/data/audit.held ]"
+check "none dropped" bash -c "curl -s $URL_d/metrics | grep -qx 'gate_audit_dropped_total 0'"
 finish
