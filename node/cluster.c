@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../lib/assert.h"
@@ -36,8 +37,9 @@
 #define TICK_MS 50
 #define MEMBERS_MAX 64
 #define FWD_MAX_CMDS 1024
-/* Audit batches waiting for a leader (keep items), in bytes; past this a
- * new one is dropped and counted (gate_audit_dropped_total). */
+/* Audit batches waiting for a leader (keep items), in bytes, and the most
+ * the file of those past their deadline holds; past this a new one is
+ * dropped and counted (gate_audit_dropped_total). */
 #define KEEP_BYTES_MAX ((uint64_t)64 << 20)
 #define SPOOL_FILE "audit.held"
 
@@ -185,13 +187,17 @@ struct cluster {
   /* counters for /metrics */
   uint64_t entries_proposed, cmds_proposed, cmds_forwarded, frames_dropped, conns_refused;
   uint64_t retries, no_quorum;
-  /* audit batches (keep items): in flight, their bytes, dropped past
-   * KEEP_BYTES_MAX, those a stop left unsent (written to SPOOL_FILE) and
-   * those the start read back from it */
+  /* audit batches (keep items): in flight, their bytes, dropped, and those
+   * the start read back from SPOOL_FILE */
   size_t keeping;
-  uint64_t keep_bytes, audit_dropped, audit_spooled, audit_requeued;
-  struct gm_buf spool;
-  bool spool_on_disk; /* SPOOL_FILE holds batches queued again at the start */
+  uint64_t keep_bytes, audit_dropped, audit_requeued;
+  /* SPOOL_FILE: the audit batches that waited past their deadline, appended
+   * (spool_fd, -1 until needed), synced on the threadpool within a tick */
+  int spool_fd;
+  uint64_t spool_bytes;
+  bool spool_dirty, spool_syncing;
+  uv_fs_t spool_req;
+  int64_t spool_warned_ms; /* a batch that cannot be appended is tried each tick */
   int64_t leader_contact_ms; /* the last ping from a leader (they ping every second) */
   int64_t last_refusal_log_ms;
   /* erasure on disk (see cluster.h) */
@@ -862,7 +868,7 @@ static void complete(struct cluster *cl, struct citem *ci, const struct ledger_r
     GM_ASSERT(cl->keeping > 0 && cl->keep_bytes >= ci->it.len);
     cl->keeping--;
     cl->keep_bytes -= ci->it.len;
-    if (cl->keeping == 0)
+    if (cl->keeping == 0 && cl->spool_bytes > 0)
       spool_done(cl);
   }
   if (ci->it.cb)
@@ -872,86 +878,119 @@ static void complete(struct cluster *cl, struct citem *ci, const struct ledger_r
     uv_idle_start(&cl->kick, on_kick);
 }
 
-/* Whether an audit batch past its deadline waits on: yes until the gate
- * stops (its drain then ends at the deadlines, and the stop writes what is
- * left to SPOOL_FILE). */
-static bool holds(const struct cluster *cl, const struct citem *ci) {
-  return ci->it.keep && !cl->stopping && !cl->n->commit.closing;
-}
-
-/* An audit batch this gate could not hand to Raft goes to the spool, which
- * the stop writes to SPOOL_FILE; the next start queues it again. */
-static void spool_add(struct cluster *cl, const struct citem *ci) {
-  uint32_t n = (uint32_t)ci->it.len;
-  uint8_t len[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
-  if (cl->spool.len + ci->it.len + 4 > KEEP_BYTES_MAX || gm_buf_append(&cl->spool, len, 4) != 0 ||
-      gm_buf_append(&cl->spool, ci->it.cmd, ci->it.len) != 0) {
-    cl->audit_dropped++;
-    GM_WARN("audit entries dropped: no room to keep them", "bytes=%zu", ci->it.len);
-    return;
-  }
-  cl->audit_spooled++;
-}
+/* ------------------------------------------------ audit batches kept
+ *
+ * An audit batch (a keep item) past its deadline with no leader waits on,
+ * and is appended to SPOOL_FILE, once; a stop appends those that had not
+ * got there yet. The start queues the file's batches again. When no audit
+ * batch is in flight any more, all of them reached the ledger (or were
+ * dropped and counted) and the file is emptied. A batch sent twice is
+ * found in the ledger's dedup table by its request id. */
 
 static void spool_path(const struct cluster *cl, char *out, size_t cap) {
   snprintf(out, cap, "%s/" SPOOL_FILE, cl->n->cfg.data_dir);
 }
 
-/* Every audit batch in flight has completed: those SPOOL_FILE held are in
- * the ledger now. */
-static void spool_done(struct cluster *cl) {
-  if (!cl->spool_on_disk || cl->stopping || cl->n->commit.closing)
-    return;
+static int spool_open(struct cluster *cl) {
+  if (cl->spool_fd >= 0)
+    return 0;
   char path[NODE_PATH_MAX + 16];
   spool_path(cl, path, sizeof path);
-  if (unlink(path) != 0 && errno != ENOENT)
-    GM_WARN("cannot remove the file of kept audit entries", "path=%s err=%s", path,
+  cl->spool_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (cl->spool_fd < 0) {
+    GM_WARN("cannot open the file of kept audit entries", "path=%s err=%s", path,
             strerror(errno));
-  cl->spool_on_disk = false;
+    return GM_EIO;
+  }
+  return 0;
 }
 
-/* At the stop: what the spool holds, written and synced (or the file
- * removed when nothing is left). */
-static void spool_write(struct cluster *cl) {
-  char path[NODE_PATH_MAX + 16], tmp[NODE_PATH_MAX + 24];
-  spool_path(cl, path, sizeof path);
-  if (cl->spool.len == 0) {
-    if (cl->spool_on_disk)
-      unlink(path);
+/* Appends the batch unless it is there already. A short write is cut off
+ * at once (failing that, the next start cuts it off: spool_load). */
+static void spool_append(struct cluster *cl, struct citem *ci) {
+  if (ci->it.spooled)
+    return;
+  uint32_t n = (uint32_t)ci->it.len;
+  uint8_t len[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+  struct iovec iov[2] = {{len, 4}, {ci->it.cmd, ci->it.len}};
+  ssize_t want = (ssize_t)(4 + ci->it.len), w = -1;
+  const char *why = "the file is full";
+  if (cl->spool_bytes + (uint64_t)want <= KEEP_BYTES_MAX && spool_open(cl) == 0) {
+    do
+      w = writev(cl->spool_fd, iov, 2);
+    while (w < 0 && errno == EINTR);
+    why = w < 0 ? strerror(errno) : "short write";
+  }
+  if (w != want) {
+    if (w > 0 && ftruncate(cl->spool_fd, (off_t)cl->spool_bytes) != 0)
+      why = "short write, and cannot cut it off";
+    int64_t now = now_ms();
+    if (now - cl->spool_warned_ms >= 10000) {
+      cl->spool_warned_ms = now;
+      GM_WARN("audit entries not kept on disk", "bytes=%zu why=\"%s\"", ci->it.len, why);
+    }
     return;
   }
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0;
-  for (size_t off = 0; ok && off < cl->spool.len;) {
-    ssize_t w = write(fd, cl->spool.ptr + off, cl->spool.len - off);
-    if (w < 0 && errno == EINTR)
-      continue;
-    ok = w > 0;
-    off += ok ? (size_t)w : 0;
-  }
-  ok = ok && fsync(fd) == 0;
-  if (fd >= 0)
-    close(fd);
-  if (ok && rename(tmp, path) == 0) {
-    GM_INFO("audit entries kept for the next start", "batches=%" PRIu64 " bytes=%zu",
-            cl->audit_spooled, cl->spool.len);
-  } else {
-    unlink(tmp);
-    GM_ERROR("audit entries lost: cannot write them", "path=%s err=%s", path, strerror(errno));
-  }
+  ci->it.spooled = true;
+  cl->spool_bytes += (uint64_t)want;
+  cl->spool_dirty = true;
 }
 
-/* At the start: the batches the last stop kept, queued again (each has its
- * request id, so one that did reach the ledger changes nothing). A record
- * that is cut short or is not an audit batch ends the reading. */
+/* Whether an audit batch past its deadline waits on (and is kept in the
+ * file): yes until the gate stops, whose drain ends at the deadlines. */
+static bool holds(struct cluster *cl, struct citem *ci) {
+  if (!ci->it.keep || cl->stopping || cl->n->commit.closing)
+    return false;
+  spool_append(cl, ci);
+  return true;
+}
+
+static void on_spool_synced(uv_fs_t *req) {
+  struct cluster *cl = req->data;
+  if (req->result < 0)
+    GM_WARN("cannot sync the file of kept audit entries", "err=%s",
+            uv_strerror((int)req->result));
+  uv_fs_req_cleanup(req);
+  cl->spool_syncing = false;
+  node_maybe_stopped(cl->n);
+}
+
+/* From the tick: what was appended since the last sync, synced off the
+ * loop thread. */
+static void spool_sync(struct cluster *cl) {
+  if (!cl->spool_dirty || cl->spool_syncing || cl->spool_fd < 0)
+    return;
+  cl->spool_dirty = false;
+  cl->spool_req.data = cl;
+  if (uv_fs_fdatasync(cl->loop, &cl->spool_req, cl->spool_fd, on_spool_synced) == 0)
+    cl->spool_syncing = true;
+}
+
+bool cluster_busy(struct node *n) { return n->cluster != NULL && n->cluster->spool_syncing; }
+
+/* No audit batch in flight: every one in the file reached the ledger. */
+static void spool_done(struct cluster *cl) {
+  if (cl->stopping || cl->n->commit.closing || cl->spool_fd < 0)
+    return;
+  if (ftruncate(cl->spool_fd, 0) != 0) {
+    GM_WARN("cannot empty the file of kept audit entries", "err=%s", strerror(errno));
+    return;
+  }
+  GM_INFO("kept audit entries are in the ledger", "bytes=%" PRIu64, cl->spool_bytes);
+  cl->spool_bytes = 0;
+  cl->spool_dirty = true;
+}
+
+/* At the start: the file's batches queued again. A record cut short or not
+ * an audit batch ends the reading, and the file is cut there, so what is
+ * appended later stays readable. */
 static void spool_load(struct cluster *cl) {
   char path[NODE_PATH_MAX + 16];
   spool_path(cl, path, sizeof path);
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return;
-  uint64_t n = 0;
+  uint64_t n = 0, good = 0;
   uint8_t h[4];
   while (fread(h, 1, 4, f) == 4) {
     size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24;
@@ -959,32 +998,47 @@ static void spool_load(struct cluster *cl) {
     struct ledger_cmd c;
     if (cmd == NULL || fread(cmd, 1, len, f) != len || ledger_cmd_decode(cmd, len, &c) != 0) {
       free(cmd);
-      GM_WARN("kept audit entries: a record is cut short or unreadable; the rest is skipped",
-              "path=%s read=%" PRIu64, path, n);
       break;
     }
     bool audit = c.op == LEDGER_OP_AUDIT_BATCH && c.rid[0];
     ledger_cmd_free(&c);
     if (!audit || commit_requeue_audit(&cl->n->commit, cmd, len) != 0) {
       free(cmd);
-      GM_WARN("kept audit entries: a record is not an audit batch; the rest is skipped",
-              "path=%s read=%" PRIu64, path, n);
       break;
     }
+    good += 4 + len;
     n++;
   }
+  bool rest = fseek(f, 0, SEEK_END) != 0 || (uint64_t)ftell(f) != good;
   fclose(f);
+  if (rest)
+    GM_WARN("kept audit entries: a record is cut short or unreadable; the rest is dropped",
+            "path=%s read=%" PRIu64, path, n);
+  if (spool_open(cl) == 0) {
+    if (ftruncate(cl->spool_fd, (off_t)good) != 0)
+      GM_WARN("cannot cut the file of kept audit entries", "err=%s", strerror(errno));
+    cl->spool_bytes = good;
+    cl->spool_dirty = true;
+  }
   cl->audit_requeued = n;
-  cl->spool_on_disk = true;
-  GM_INFO("audit entries kept by the last stop queued again", "batches=%" PRIu64, n);
+  if (n > 0)
+    GM_INFO("audit entries kept on disk queued again", "batches=%" PRIu64, n);
 }
 
+/* An audit batch failed by a stop stays in SPOOL_FILE for the next start;
+ * one failed otherwise (the ledger full, say) is dropped and counted. */
 static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
   struct ledger_result r;
   memset(&r, 0, sizeof r);
   r.rc = rc;
-  if (ci->it.keep)
-    spool_add(cl, ci);
+  if (ci->it.keep) {
+    if (cl->stopping || cl->n->commit.closing)
+      spool_append(cl, ci);
+    if (!ci->it.spooled) {
+      cl->audit_dropped++;
+      GM_WARN("audit entries dropped", "err=%s bytes=%zu", gm_err_code(rc), ci->it.len);
+    }
+  }
   complete(cl, ci, &r);
 }
 
@@ -1949,6 +2003,7 @@ static void on_tick(uv_timer_t *t) {
   }
   if (cl->n_queue > 0)
     on_kick(&cl->kick);
+  spool_sync(cl);
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -1988,6 +2043,7 @@ int cluster_start(struct node *n) {
   struct cluster *cl = calloc(1, sizeof *cl);
   if (cl == NULL)
     return GM_ENOMEM;
+  cl->spool_fd = -1;
   n->cluster = cl;
   cl->n = n;
   cl->loop = n->loop;
@@ -2139,9 +2195,19 @@ void cluster_free(struct node *n) {
   if (cl == NULL)
     return;
   gm_fsm_close(&cl->fsm);
-  if (cl->raft_started || cl->stopping)
-    spool_write(cl);
-  gm_buf_free(&cl->spool);
+  if (cl->spool_fd >= 0) {
+    GM_ASSERT(!cl->spool_syncing);
+    if (fdatasync(cl->spool_fd) != 0)
+      GM_WARN("cannot sync the file of kept audit entries", "err=%s", strerror(errno));
+    else if (cl->spool_bytes > 0)
+      GM_INFO("audit entries kept on disk for the next start", "bytes=%" PRIu64, cl->spool_bytes);
+    close(cl->spool_fd);
+    if (cl->spool_bytes == 0) {
+      char path[NODE_PATH_MAX + 16];
+      spool_path(cl, path, sizeof path);
+      unlink(path);
+    }
+  }
   free(cl->queue);
   free(cl->waiters);
   sodium_memzero(cl->key, sizeof cl->key);

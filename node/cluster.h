@@ -88,6 +88,10 @@ uint64_t cluster_purge_mark(struct node *n);
 uint64_t cluster_purge_done(struct node *n);
 /* No Raft snapshot holds a read transaction on the ledger. */
 bool cluster_ledger_idle(struct node *n);
+/* A sync of DATA_DIR/audit.held is on the threadpool (the loop must not end
+ * yet). That file keeps the audit batches that waited for a leader past
+ * request-timeout-ms, for the next start should this one end first. */
+bool cluster_busy(struct node *n);
 /* Calls fn with the cluster address of every Raft member but this one. */
 void cluster_each_peer(struct node *n, void (*fn)(struct node *n, const char *addr));
 

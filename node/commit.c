@@ -121,7 +121,10 @@ void commit_audit(struct commit_queue *q, const struct ledger_audit *a) {
 int commit_requeue_audit(struct commit_queue *q, uint8_t *cmd, size_t len) {
   if (q->closing)
     return GM_ESHUTDOWN;
-  return push(q, cmd, len, NULL, NULL, true);
+  int rc = push(q, cmd, len, NULL, NULL, true);
+  if (rc == 0)
+    q->pending[q->n_pending - 1].spooled = true;
+  return rc;
 }
 
 /* On the worker: journal (the durability point), then apply to the ledger.

@@ -41,6 +41,7 @@ struct commit_item {
    * nothing): in a cluster it waits for a leader however long that takes,
    * rather than expire at request-timeout-ms (see cluster.h). */
   bool keep;
+  bool spooled; /* a keep item already in the cluster's file of them */
 };
 
 struct commit_stats {

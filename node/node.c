@@ -311,7 +311,7 @@ static void on_stop_timer(uv_timer_t *t) {
 }
 
 void node_maybe_stopped(struct node *n) {
-  if (!n->stopping || !n->drained || n->snap_running || provisional_busy(n))
+  if (!n->stopping || !n->drained || n->snap_running || provisional_busy(n) || cluster_busy(n))
     return;
   /* Give the replies just written a moment to leave the socket buffers. */
   uv_timer_start(&n->stop_timer, on_stop_timer, 200, 0);

@@ -14,7 +14,8 @@
 #    of it; once in the ledger the records are pruned everywhere;
 #  - the refusals of a cut-off gate (heard of by gossip, already used in its
 #    ledger, no_quorum) reach the audit log after the heal, once each, even
-#    past the request timeout and across a graceful restart in between.
+#    past the request timeout, across a graceful restart and across a
+#    kill -9 in between.
 source "$(dirname "$0")/lib.sh"
 
 RAFT_FLAGS=(--election-timeout-ms 600 --heartbeat-ms 60 --log-level info
@@ -142,15 +143,23 @@ check "and s1, of a strict event: no_quorum" eq "$(echo "$v" | jq -r .reason)" n
 sleep 1 # o1's audit entry is now past the request timeout (2.5 s)
 check "d's audit entries wait for a leader" \
   bash -c "curl -s $URL_d/metrics | grep -q '^gate_audit_batches_waiting [1-9]'"
+check "and are kept on disk" test -s "$DIR_d/data/audit.held"
 kill -TERM "$PID_d"
 check "d stops gracefully while cut off" wait_until 15 bash -c "! kill -0 $PID_d 2>/dev/null"
-check "and keeps its audit entries on disk" test -s "$DIR_d/data/audit.held"
+check "its audit entries still on disk" test -s "$DIR_d/data/audit.held"
 restart d 4 || exit 1
 check "which d queues again at its start" \
-  wait_until 5 grep -q 'audit entries kept by the last stop queued again.*batches=[1-9]' "$DIR_d/log"
+  wait_until 5 grep -q 'audit entries kept on disk queued again.*batches=[1-9]' "$DIR_d/log"
 check "and counts them" bash -c "curl -s $URL_d/metrics | grep -q '^gate_audit_requeued_total [1-9]'"
 v=$(verify "$URL_d" o1)
 check "d refuses o1 once more" eq "$(echo "$v" | jq -r .reason)" already_used
+sleep 3.5 # past the request timeout: appended to the file
+kill -9 "$PID_d"
+restart d 4 || exit 1
+check "after a kill -9 too" \
+  wait_until 5 bash -c "[ \$(grep -c 'audit entries kept on disk queued again' $DIR_d/log) = 2 ]"
+v=$(verify "$URL_d" o1)
+check "d refuses o1 a third time" eq "$(echo "$v" | jq -r .reason)" already_used
 sleep 3 # past the request timeout again, without a restart this time
 kill -CONT "$PID_a" "$PID_b"
 check "o6 reaches the ledger" wait_until 20 bash -c "curl -s -H 'Authorization: Bearer $ADMIN' $URL_a/tickets/o6 | jq -e '.status == \"used\"'"
@@ -164,8 +173,8 @@ d_refusals() { # the audit log's refusals at gate d, as ticket:reason, sorted
 }
 d_refusals_are() { [ "$(d_refusals)" = "$1" ]; }
 check "d's refusals reach the audit log, once each" \
-  wait_until 20 d_refusals_are "o1:already_used o1:already_used o6:already_used s1:no_quorum"
-[ "$(d_refusals)" = "o1:already_used o1:already_used o6:already_used s1:no_quorum" ] || echo "  d's refusals: $(d_refusals)" >&2
-check "and d's file of kept entries is gone" wait_until 10 bash -c "[ ! -e $DIR_d/data/audit.held ]"
+  wait_until 20 d_refusals_are "o1:already_used o1:already_used o1:already_used o6:already_used s1:no_quorum"
+[ "$(d_refusals)" = "o1:already_used o1:already_used o1:already_used o6:already_used s1:no_quorum" ] || echo "  d's refusals: $(d_refusals)" >&2
+check "and d's file of kept entries is emptied" wait_until 10 bash -c "[ ! -s $DIR_d/data/audit.held ]"
 check "none dropped" bash -c "curl -s $URL_d/metrics | grep -qx 'gate_audit_dropped_total 0'"
 finish
