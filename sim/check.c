@@ -312,6 +312,12 @@ void sim_summary(struct world *w, FILE *out) {
     if (reasons[r])
       fprintf(out, " %s=%" PRIu64, ledger_reason_str(r), reasons[r]);
   fprintf(out, "\nfraud attempts %" PRIu64 ", refused %" PRIu64 "\n", fraud, fraud_refused);
+  if (w->cfg.resale > 0)
+    fprintf(out,
+            "resales during the festival %" PRIu64 ": transferred %" PRIu64 ", refused %" PRIu64
+            " (used first), unanswered %" PRIu64 " (gate crashed)\n",
+            w->resales, w->resales_done, w->resales_refused,
+            w->resales - w->resales_done - w->resales_refused);
   fprintf(out, "incidents in the ledger %" PRIu64 "\n", w->incidents);
   if (nl > 0)
     fprintf(out, "verdict latency ms p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n",

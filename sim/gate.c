@@ -24,12 +24,17 @@
 #define DIGEST_MS 1000
 #define PROPOSE_MAX 512
 
-/* A verify (or a provisional record) waiting for its commit. */
+/* A verify (or a provisional record, or an organizer's transfer) waiting
+ * for its commit. */
+#define V_RECORD SIZE_MAX       /* a provisional record's proposal */
+#define V_OFFICE (SIZE_MAX - 1) /* an organizer's command: a transfer */
+#define OFFICE_RETRY_MS 1000
+
 struct req {
   struct req *next;
   uint64_t id;
-  size_t v;        /* verdict index; SIZE_MAX for a provisional record */
-  uint64_t pseq;   /* the record, when v == SIZE_MAX */
+  size_t v;        /* verdict index, or V_RECORD, or V_OFFICE */
+  uint64_t pseq;   /* the record, when v == V_RECORD */
   int policy;
   uint32_t budget;
   int64_t wait_until, give_up;
@@ -468,7 +473,12 @@ static void on_req_deadline(void *arg, uint64_t id) {
   if (r == NULL)
     return;
   struct world *w = g->w;
-  if (r->v == SIZE_MAX) { /* a provisional record's proposal: try again later */
+  if (r->v == V_OFFICE) { /* the organizer tries again, the same request id */
+    submit(g, &r->cmd, r->id);
+    sched_in(&w->s, OFFICE_RETRY_MS, on_req_deadline, g, id);
+    return;
+  }
+  if (r->v == V_RECORD) { /* a provisional record's proposal: try again later */
     req_find(g, id, true);
     struct own_rec *o = own_get(g, r->pseq);
     if (o)
@@ -499,7 +509,14 @@ static void on_result(struct gate *g, uint64_t reqid, const struct ledger_result
     return; /* decided already (provisionally), or lost in a crash */
   if (res->rc == 0)
     leave_partition(g);
-  if (r->v == SIZE_MAX) {
+  if (r->v == V_OFFICE) {
+    /* A transfer of a ticket used already is refused (its first result
+     * again, should a retry reach the ledger twice). */
+    if (res->rc == 0)
+      g->w->resales_done++;
+    else
+      g->w->resales_refused++;
+  } else if (r->v == V_RECORD) {
     struct own_rec *o = own_get(g, r->pseq);
     if (o) {
       o->inflight = false;
@@ -539,7 +556,7 @@ static void propose_backlog(struct gate *g) {
     if (ledger_cmd_decode(o->cmd, o->len, &c) != 0)
       continue;
     struct req *r = req_new(g);
-    r->v = SIZE_MAX;
+    r->v = V_RECORD;
     r->pseq = o->seq;
     o->inflight = true;
     inflight++;
@@ -655,6 +672,26 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   submit(g, c, r->id);
   sched_in(&w->s, policy == LEDGER_POLICY_AVAILABLE ? w->cfg.wait_ms : 500, on_req_deadline, g,
            r->id);
+}
+
+/* ---------------------------------------------------------- transfers */
+
+void gate_transfer(struct gate *g, uint32_t attendee) {
+  struct world *w = g->w;
+  struct req *r = req_new(g);
+  r->v = V_OFFICE;
+  struct ledger_cmd *c = &r->cmd;
+  memset(c, 0, sizeof *c);
+  c->op = LEDGER_OP_TICKET_TRANSFER;
+  snprintf(c->rid, sizeof c->rid, "resale-%" PRIu32, attendee);
+  c->ts_ms = SIM_BASE_MS + w->s.now;
+  snprintf(c->gate, sizeof c->gate, "%s", g->name);
+  strcpy(c->actor, "organizer");
+  snprintf(c->u.transfer.ticket_id, sizeof c->u.transfer.ticket_id, "t%" PRIu32, attendee);
+  snprintf(c->u.transfer.to_holder, sizeof c->u.transfer.to_holder, "r%" PRIu32, attendee);
+  w->resales++;
+  submit(g, c, r->id);
+  sched_in(&w->s, OFFICE_RETRY_MS, on_req_deadline, g, r->id);
 }
 
 /* ------------------------------------------------------------- messages */

@@ -11,6 +11,9 @@ int gate_create(struct world *w, unsigned idx, struct gate **out);
 int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *conf);
 /* An attendee shows a QR payload at this gate. */
 void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud);
+/* An organizer at this gate transfers the attendee's ticket to a new
+ * holder (a resale), retrying until a leader answers. */
+void gate_transfer(struct gate *g, uint32_t attendee);
 void gate_crash(struct gate *g);
 /* Applies the entries queued for this gate's ledger (lane.h): call before
  * reading it. 0, or the storage error that stopped its applies. */

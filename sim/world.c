@@ -123,9 +123,14 @@ static int setup_event(struct world *w) {
   return rc;
 }
 
+/* What becomes of an attendee's ticket: kept, transferred before the
+ * festival, or resold during it (the new holder's payload is issued ahead,
+ * for the version the transfer will make). */
+enum { KEPT = 0, MOVED, RESOLD };
+
 /* The tickets, in batches, then the transfers of those that moved to a new
- * holder. */
-static int setup_tickets(struct world *w, const bool *moved) {
+ * holder before the festival. */
+static int setup_tickets(struct world *w, const uint8_t *moved) {
   uint32_t n = w->cfg.attendees;
   struct ledger_cmd c;
   struct ledger_ticket_spec *specs = calloc(LEDGER_BATCH_TICKETS_MAX, sizeof *specs);
@@ -149,7 +154,7 @@ static int setup_tickets(struct world *w, const bool *moved) {
   }
   free(specs);
   for (uint32_t a = 0; a < n && rc == 0; a++) {
-    if (!moved[a])
+    if (moved[a] != MOVED)
       continue;
     char rid[32];
     snprintf(rid, sizeof rid, "setup-transfer-%" PRIu32, a);
@@ -181,7 +186,7 @@ static char *issue(struct world *w, uint32_t attendee, uint32_t version) {
 
 struct preparing {
   struct world *w;
-  const bool *moved;
+  const uint8_t *moved;
   atomic_uint_fast32_t *next;
   bool tickets; /* this side pushes the tickets first */
   int rc;
@@ -205,7 +210,7 @@ static void prepare_some(void *arg) {
   }
 }
 
-static int prepare(struct world *w, const bool *moved) {
+static int prepare(struct world *w, const uint8_t *moved) {
   atomic_uint_fast32_t next = 0;
   struct preparing here = {w, moved, &next, true, 0}, there = {w, moved, &next, false, 0};
   lane_split(w->cfg.one_core, prepare_some, &here, &there);
@@ -324,6 +329,16 @@ static void schedule_arrival(struct world *w, int64_t at, uint32_t attendee, uns
   sched_later(&w->s, at, on_arrival, a, 0);
 }
 
+/* An organizer resells a ticket (arg: attendee << 8 | gate). */
+static void on_resale(void *arg, uint64_t what) {
+  struct world *w = arg;
+  unsigned g = (unsigned)(what & 0xff) % w->cfg.gates;
+  for (unsigned k = 0; k < w->cfg.gates && !w->g[g]->up; k++)
+    g = (g + 1) % w->cfg.gates; /* that gate is down: the next one */
+  if (w->g[g]->up)
+    gate_transfer(w->g[g], (uint32_t)(what >> 8));
+}
+
 static void on_phase(void *arg, uint64_t i) {
   struct world *w = arg;
   const struct sim_phase *p = &w->cfg.phases[i];
@@ -438,16 +453,22 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
    * with the previous holder. */
   w->payload = calloc(cfg->attendees, sizeof *w->payload);
   w->stale = calloc(cfg->attendees, sizeof *w->stale);
-  bool *moved = calloc(cfg->attendees + 1, sizeof *moved);
+  uint8_t *moved = calloc(cfg->attendees + 1, sizeof *moved);
   GM_ASSERT(w->payload != NULL && w->stale != NULL && moved != NULL);
   for (uint32_t a = 0; a < cfg->attendees; a++)
-    moved[a] = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer;
+    moved[a] = cfg->transfer > 0 && sim_unit(&w->s.rng) < cfg->transfer ? MOVED : KEPT;
+  for (uint32_t a = 0; a < cfg->attendees && cfg->resale > 0; a++)
+    if (moved[a] == KEPT && sim_unit(&w->s.rng) < cfg->resale)
+      moved[a] = RESOLD;
   rc = prepare(w, moved);
-  free(moved);
-  if (rc != 0)
+  if (rc != 0) {
+    free(moved);
     return rc;
-  if ((rc = copy_ledgers(w)) != 0)
+  }
+  if ((rc = copy_ledgers(w)) != 0) {
+    free(moved);
     return rc;
+  }
   struct raft_configuration conf;
   raft_configuration_init(&conf);
   for (unsigned i = 0; i < cfg->gates; i++)
@@ -456,8 +477,10 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
   for (unsigned i = 0; i < cfg->gates && rc == 0; i++)
     rc = gate_start(w->g[i], true, &conf);
   raft_configuration_close(&conf);
-  if (rc != 0)
+  if (rc != 0) {
+    free(moved);
     return rc;
+  }
   /* The day: arrivals peak in the middle of the window (a triangle). */
   int64_t span = cfg->close_ms - cfg->open_ms;
   int64_t last = 0;
@@ -472,12 +495,24 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
       schedule_arrival(w, t2, a, other, 1);
       last = t2 > last ? t2 : last;
     }
-    if (w->stale[a] != NULL) {
+    if (moved[a] == MOVED) {
       int64_t t3 = cfg->open_ms + (int64_t)sim_below(&w->s.rng, (uint64_t)span);
       schedule_arrival(w, t3, a, (unsigned)sim_below(&w->s.rng, cfg->gates), 2);
+    } else if (moved[a] == RESOLD) {
+      /* Sold on (at an organizer's desk at some gate) a 40th to a 4th of
+       * the arrival window before the buyer comes; the seller then tries
+       * the old code within a 4th of the window. */
+      int64_t lead = span / 40 + (int64_t)sim_below(&w->s.rng, (uint64_t)(span / 4 - span / 40) + 1);
+      int64_t tx = at - lead;
+      tx = tx < 1000 ? 1000 : tx;
+      sched_at(&w->s, tx, on_resale, w, (uint64_t)a << 8 | sim_below(&w->s.rng, cfg->gates));
+      int64_t t3 = tx + (int64_t)sim_below(&w->s.rng, (uint64_t)(span / 4) + 1);
+      schedule_arrival(w, t3, a, (unsigned)sim_below(&w->s.rng, cfg->gates), 2);
+      last = t3 > last ? t3 : last;
     }
     last = at > last ? at : last;
   }
+  free(moved);
   precheck_start(w);
   int64_t phases_end = 0;
   for (unsigned i = 0; i < cfg->n_phases; i++) {

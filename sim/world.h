@@ -53,7 +53,10 @@ struct sim_cfg {
   int64_t wait_ms, request_timeout_ms;
   uint32_t heartbeat_ms, election_ms;
   double fraud;                /* attendees whose screenshot is shown at another gate too */
-  double transfer;             /* tickets transferred before their holder arrives */
+  double transfer;             /* tickets transferred before the festival */
+  double resale;               /* tickets transferred during it, before the new
+                                  holder arrives (the old holder then tries the
+                                  old code) */
   struct sim_phase phases[SIM_PHASES_MAX];
   unsigned n_phases;
   int64_t settle_ms;           /* after the last phase and arrival: time to converge */
@@ -161,6 +164,9 @@ struct world {
    * transfer) that a fraudster shows */
   char **payload;
   char **stale;
+  /* transfers during the festival (resale): proposed by an organizer at a
+   * gate, retried until a leader answers; how they ended */
+  uint64_t resales, resales_done, resales_refused;
   /* verdicts */
   struct verdict *v;
   size_t n_v, cap_v;
