@@ -501,12 +501,13 @@ int world_run(struct world *w, const struct sim_cfg *cfg, uint64_t seed) {
     } else if (moved[a] == RESOLD) {
       /* Sold on (at an organizer's desk at some gate) a 40th to a 4th of
        * the arrival window before the buyer comes; the seller then tries
-       * the old code within a 4th of the window. */
+       * the old code within a 4th of the window, before the gates close. */
       int64_t lead = span / 40 + (int64_t)sim_below(&w->s.rng, (uint64_t)(span / 4 - span / 40) + 1);
       int64_t tx = at - lead;
       tx = tx < 1000 ? 1000 : tx;
       sched_at(&w->s, tx, on_resale, w, (uint64_t)a << 8 | sim_below(&w->s.rng, cfg->gates));
       int64_t t3 = tx + (int64_t)sim_below(&w->s.rng, (uint64_t)(span / 4) + 1);
+      t3 = t3 > cfg->close_ms ? cfg->close_ms : t3; /* before the gates close */
       schedule_arrival(w, t3, a, (unsigned)sim_below(&w->s.rng, cfg->gates), 2);
       last = t3 > last ? t3 : last;
     }
