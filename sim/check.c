@@ -279,6 +279,7 @@ static int cmp_i64(const void *a, const void *b) {
 void sim_summary(struct world *w, FILE *out) {
   uint64_t answered = 0, unanswered = 0, strict = 0, prov = 0, denied = 0;
   uint64_t fraud = 0, fraud_refused = 0, reasons[LEDGER_REASON__COUNT + 1] = {0};
+  uint64_t by_pass = 0, pass_admitted = 0;
   int64_t *lat = malloc((w->n_v + 1) * sizeof *lat);
   size_t nl = 0;
   for (size_t i = 0; i < w->n_v; i++) {
@@ -288,6 +289,8 @@ void sim_summary(struct world *w, FILE *out) {
       continue;
     }
     answered++;
+    by_pass += v->pass;
+    pass_admitted += v->pass && v->admitted;
     lat[nl++] = v->decided_ms - v->at_ms;
     if (v->admitted)
       v->provisional ? prov++ : strict++;
@@ -312,6 +315,10 @@ void sim_summary(struct world *w, FILE *out) {
     if (reasons[r])
       fprintf(out, " %s=%" PRIu64, ledger_reason_str(r), reasons[r]);
   fprintf(out, "\nfraud attempts %" PRIu64 ", refused %" PRIu64 "\n", fraud, fraud_refused);
+  if (w->cfg.pass > 0)
+    fprintf(out, "dynamic passes shown %" PRIu64 ", admitted %" PRIu64 "; QR codes %" PRIu64
+                 ", admitted %" PRIu64 "\n",
+            by_pass, pass_admitted, answered - by_pass, strict + prov - pass_admitted);
   if (w->cfg.resale > 0)
     fprintf(out,
             "resales during the festival %" PRIu64 ": transferred %" PRIu64 ", refused %" PRIu64

@@ -604,11 +604,15 @@ static void sim_random(void *arg, void *out, size_t n) {
     p[i] = (uint8_t)sim_rand(st);
 }
 
-void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud) {
+/* A verify through the node's verification service: method and what the
+ * attendee presented ({key: value}). */
+static void verify(struct gate *g, uint32_t attendee, const char *method, const char *key,
+                   const char *value, bool fraud) {
   struct world *w = g->w;
   char tid[16];
   snprintf(tid, sizeof tid, "t%" PRIu32, attendee);
   size_t vi = verdict_new(w, attendee, g->idx, fraud, tid);
+  w->v[vi].pass = strcmp(method, "pass") == 0;
   struct method_env env;
   memset(&env, 0, sizeof env);
   if (gate_catch_up(g, SIM_READ_VERIFY) != 0 || ledger_rd_begin(g->ledger, &env.rd) != 0) {
@@ -621,9 +625,9 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   env.random = sim_random;
   env.random_arg = &w->s.rng;
   env.sigs = w->n_pre > 0 ? &w->sigs : NULL;
-  json_t *presented = json_pack("{s:s}", "payload", payload);
+  json_t *presented = json_pack("{s:s}", key, value);
   struct verify_outcome out;
-  int rc = verify_service_check(&env, "qr", presented, NULL, &out);
+  int rc = verify_service_check(&env, method, presented, NULL, &out);
   json_decref(presented);
   ledger_rd_end(env.rd);
   if (rc != 0) {
@@ -672,6 +676,14 @@ void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fr
   submit(g, c, r->id);
   sched_in(&w->s, policy == LEDGER_POLICY_AVAILABLE ? w->cfg.wait_ms : 500, on_req_deadline, g,
            r->id);
+}
+
+void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud) {
+  verify(g, attendee, "qr", "payload", payload, fraud);
+}
+
+void gate_verify_pass(struct gate *g, uint32_t attendee, const char *code, bool fraud) {
+  verify(g, attendee, "pass", "code", code, fraud);
 }
 
 /* ---------------------------------------------------------- transfers */

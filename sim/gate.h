@@ -11,6 +11,8 @@ int gate_create(struct world *w, unsigned idx, struct gate **out);
 int gate_start(struct gate *g, bool bootstrap, const struct raft_configuration *conf);
 /* An attendee shows a QR payload at this gate. */
 void gate_verify(struct gate *g, uint32_t attendee, const char *payload, bool fraud);
+/* An attendee shows a dynamic pass's code at this gate. */
+void gate_verify_pass(struct gate *g, uint32_t attendee, const char *code, bool fraud);
 /* An organizer at this gate transfers the attendee's ticket to a new
  * holder (a resale), retrying until a leader answers. */
 void gate_transfer(struct gate *g, uint32_t attendee);

@@ -8,6 +8,7 @@
  *   policy available  budget 300        wait 300ms   request-timeout 3s
  *   heartbeat 100ms   election 1s
  *   fraud 0.03        transfer 0.02    resale 0.01
+ *   pass 0.2          (attendees with a dynamic pass instead of a QR code)
  *   partition 20m 1-3,7 4-6 8-12   (components; gates not named form one more)
  *   heal 35m
  *   crash 50m 5 30s   (gate 5 down for 30 s)
@@ -171,6 +172,9 @@ int sim_cfg_load(struct sim_cfg *c, const char *path, char *err, size_t errlen) 
     } else if (!strcmp(k, "transfer") && n == 2) {
       c->transfer = atof(w[1]);
       ok = c->transfer >= 0 && c->transfer <= 1;
+    } else if (!strcmp(k, "pass") && n == 2) {
+      c->pass = atof(w[1]);
+      ok = c->pass >= 0 && c->pass <= 1;
     } else if (!strcmp(k, "resale") && n == 2) {
       c->resale = atof(w[1]);
       ok = c->resale >= 0 && c->resale <= 1;

@@ -17,6 +17,7 @@
 #include "gossip/swim.h"
 #include "ledger/ledger.h"
 #include "methods/method.h"
+#include "methods/pass.h"
 #include "raft/fsm.h"
 #include "sim/lane.h"
 #include "sim/sched.h"
@@ -54,6 +55,8 @@ struct sim_cfg {
   uint32_t heartbeat_ms, election_ms;
   double fraud;                /* attendees whose screenshot is shown at another gate too */
   double transfer;             /* tickets transferred before the festival */
+  double pass;                 /* attendees showing a dynamic pass (method
+                                  pass) rather than a QR code */
   double resale;               /* tickets transferred during it, before the new
                                   holder arrives (the old holder then tries the
                                   old code) */
@@ -83,7 +86,14 @@ struct verdict {
   int reason;
   uint64_t origin, seq, epoch; /* provisional ones */
   int comp;                    /* the gate's component when it decided */
+  bool pass;                   /* shown a dynamic pass, not a QR code */
   char ticket[16];
+};
+
+/* An attendee's dynamic pass, as the organizer's generate issued it. */
+struct sim_pass {
+  char id[PASS_ID_HEX + 1];
+  uint8_t secret[PASS_SECRET_LEN];
 };
 
 struct own_rec {
@@ -164,6 +174,8 @@ struct world {
    * transfer) that a fraudster shows */
   char **payload;
   char **stale;
+  uint8_t *fate;          /* kept, moved before, resold during, or a pass */
+  struct sim_pass *passes; /* by attendee, for those with a pass */
   /* transfers during the festival (resale): proposed by an organizer at a
    * gate, retried until a leader answers; how they ended */
   uint64_t resales, resales_done, resales_refused;

@@ -42,6 +42,12 @@ echo "sim [$B]: $total seeds swept"
 read -r rs rt < <(sed -n 's/^resales during the festival \([0-9]*\): transferred \([0-9]*\),.*/\1 \2/p' "$TMP/a.leader-cut-off")
 check "resales during the festival, transferred through Raft" test "${rs:-0}" -gt 0 -a "${rt:-0}" -gt 0
 check "the sellers' old codes refused as superseded" grep -Eq "superseded=[1-9]" "$TMP/a.leader-cut-off"
+# A quarter of its attendees show a dynamic pass (method pass, generated on
+# the ledger at setup): admitted, and screenshots of a code shown at
+# another gate refused once it is old (expired) or was seen (replayed).
+read -r ps pa < <(sed -n 's/^dynamic passes shown \([0-9]*\), admitted \([0-9]*\);.*/\1 \2/p' "$TMP/a.leader-cut-off")
+check "dynamic passes shown and admitted" test "${ps:-0}" -gt 0 -a "${pa:-0}" -gt 0
+check "pass screenshots refused as expired or replayed" grep -Eq "(expired|replayed)=[1-9]" "$TMP/a.leader-cut-off"
 
 # A gate that answers before its provisional record is on disk loses
 # admissions in a crash: the sweep must find it, and name seeds to replay.
