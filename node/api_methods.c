@@ -186,14 +186,14 @@ static void verify_done(struct api_req *ar, const struct ledger_result *res, boo
     int64_t now = node_now_ms();
     audit_denied(ar, st, LEDGER_REASON_NO_QUORUM, now);
     reply_verdict(ar, st, LEDGER_REASON_NO_QUORUM, now, NULL, false);
-  }
-  else if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN)
+  } else if (res->rc == GM_ELIMIT || res->rc == GM_ESHUTDOWN) {
     api_error(ar, res->rc, "the gate is overloaded or stopping: not recorded, do not admit; retry");
-  else if (res->rc != 0)
+  } else if (res->rc != 0) {
     api_error(ar, res->rc, "the admission could not be recorded; do not admit");
-  else
+  } else {
     reply_verdict(ar, st, res->reason, res->decided_ms,
                   res->has_first_use ? &res->first_use : NULL, provisional);
+  }
   free(st);
   api_done(ar);
 }
