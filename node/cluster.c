@@ -881,8 +881,9 @@ static void complete(struct cluster *cl, struct citem *ci, const struct ledger_r
 /* ------------------------------------------------ audit batches kept
  *
  * An audit batch (a keep item) past its deadline with no leader waits on,
- * and is appended to SPOOL_FILE, once; a stop appends those that had not
- * got there yet. The start queues the file's batches again. When no audit
+ * and is appended to SPOOL_FILE, once: at its deadline, or at once while no
+ * leader is known (on_kick); a stop appends those that had not got there
+ * yet. The start queues the file's batches again. When no audit
  * batch is in flight any more, all of them reached the ledger (or were
  * dropped and counted) and the file is emptied. A batch sent twice is
  * found in the ledger's dedup table by its request id. */
@@ -1327,6 +1328,10 @@ static void on_kick(uv_idle_t *h) {
       cl->no_quorum++;
       fail_item(cl, &cl->queue[i], GM_ENOQUORUM);
     } else {
+      /* An audit batch goes to the file at once while no leader is known
+       * (a crash then loses at most a tick's worth). */
+      if (cl->queue[i].it.keep && !cl->stopping && !cl->n->commit.closing)
+        spool_append(cl, &cl->queue[i]);
       cl->queue[keep++] = cl->queue[i];
     }
   }

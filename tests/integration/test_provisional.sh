@@ -153,7 +153,7 @@ check "which d queues again at its start" \
 check "and counts them" bash -c "curl -s $URL_d/metrics | grep -q '^gate_audit_requeued_total [1-9]'"
 v=$(verify "$URL_d" o1)
 check "d refuses o1 once more" eq "$(echo "$v" | jq -r .reason)" already_used
-sleep 3.5 # past the request timeout: appended to the file
+sleep 0.5 # no leader known: appended to the file within a tick and synced
 kill -9 "$PID_d"
 restart d 4 || exit 1
 check "after a kill -9 too" \
