@@ -72,6 +72,17 @@ static int copy_ledgers(struct world *w) {
   return rc;
 }
 
+/* The methods' environment of the organizer's office before the festival
+ * (an hour before it starts; randomness from the seed). */
+static void office_env(struct world *w, struct method_env *env) {
+  memset(env, 0, sizeof *env);
+  env->now_ms = SIM_BASE_MS - 3600000;
+  env->cfg = &w->mcfg;
+  env->seal_key = w->seal_key;
+  env->random = seeded;
+  env->random_arg = &w->s.rng;
+}
+
 static void cmd_init(struct ledger_cmd *c, int op, const char *rid) {
   memset(c, 0, sizeof *c);
   c->op = op;
@@ -99,12 +110,7 @@ static int setup_event(struct world *w) {
     return rc;
   /* The signing key, from the seed: same seed, same payloads. */
   struct method_env env;
-  memset(&env, 0, sizeof env);
-  env.now_ms = SIM_BASE_MS - 3600000;
-  env.cfg = &w->mcfg;
-  env.seal_key = w->seal_key;
-  env.random = seeded;
-  env.random_arg = &w->s.rng;
+  office_env(w, &env);
   if ((rc = ledger_rd_begin(w->g[0]->ledger, &env.rd)) != 0)
     return rc;
   rc = keys_new_cmd(&env, &c);
@@ -228,12 +234,7 @@ static int setup_passes(struct world *w) {
     return GM_ENOMEM;
   const struct method *m = method_find("pass");
   struct method_env env;
-  memset(&env, 0, sizeof env);
-  env.now_ms = SIM_BASE_MS - 3600000;
-  env.cfg = &w->mcfg;
-  env.seal_key = w->seal_key;
-  env.random = seeded;
-  env.random_arg = &w->s.rng;
+  office_env(w, &env);
   int rc = m != NULL ? 0 : GM_ENOTFOUND;
   for (uint32_t a = 0; a < w->cfg.attendees && rc == 0; a++) {
     if (w->fate[a] != PASS)
