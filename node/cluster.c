@@ -1027,15 +1027,17 @@ static void spool_load(struct cluster *cl) {
 }
 
 /* An audit batch failed by a stop stays in SPOOL_FILE for the next start;
- * one failed otherwise (the ledger full, say) is dropped and counted. */
+ * one failed otherwise (the ledger full, say) is dropped and counted, even
+ * if the file has it: the file is emptied once no batch is in flight. */
 static void fail_item(struct cluster *cl, struct citem *ci, int rc) {
   struct ledger_result r;
   memset(&r, 0, sizeof r);
   r.rc = rc;
   if (ci->it.keep) {
-    if (cl->stopping || cl->n->commit.closing)
+    bool stop = cl->stopping || cl->n->commit.closing;
+    if (stop)
       spool_append(cl, ci);
-    if (!ci->it.spooled) {
+    if (!stop || !ci->it.spooled) {
       cl->audit_dropped++;
       GM_WARN("audit entries dropped", "err=%s bytes=%zu", gm_err_code(rc), ci->it.len);
     }
